@@ -1,0 +1,25 @@
+# Two commands for a newcomer: `make demo` and `make test` (both bootstrap .venv).
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test venv clean
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/flute demo --out demo-output
+
+test: $(STAMP)
+	bash scripts/test.sh
+
+clean:
+	rm -rf $(VENV) demo-output .pytest_cache

@@ -1,0 +1,27 @@
+"""Entry point of the `flute` CLI: assembles the command groups.
+
+Each group lives in its own module and imports heavy libraries only inside the
+commands that need them, so `flute --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from flute.cli import fhir_cmd
+
+app = typer.Typer(
+    name="flute",
+    help="FLUTE: federated, privacy-enforcing healthcare AI across hospital data hubs.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(fhir_cmd.app, name="fhir")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

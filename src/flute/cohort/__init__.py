@@ -1,0 +1,1 @@
+"""The study's tabular model: StudyVariables schema, cohort simulator, tabular extract mapping."""
