@@ -29,7 +29,9 @@ class Issue:
 
     `rule` is the stable identifier of the rule that fired (e.g. "psa.unit"); `path` is the
     FHIRPath-like element location (e.g. "Observation.valueQuantity.code"); `location` says
-    where the resource came from (file and entry/line, or URL).
+    where the resource came from (file and entry/line, or URL); `code` is the FHIR
+    OperationOutcome issue-type (invalid, required, value, code-invalid, structure, too-long,
+    not-found, duplicate, ...), None meaning the generic "invalid".
     """
 
     severity: Severity
@@ -39,6 +41,7 @@ class Issue:
     resource_id: str | None = None
     path: str | None = None
     location: str | None = None
+    code: str | None = None
 
     def to_json(self) -> dict[str, str | None]:
         return {
@@ -49,4 +52,5 @@ class Issue:
             "id": self.resource_id,
             "path": self.path,
             "location": self.location,
+            "code": self.code or "invalid",
         }

@@ -18,8 +18,9 @@ class SourceEntry:
     """One resource as read, or the reason it could not be read.
 
     `raw` keeps the original bytes so a rejected record is quarantined exactly as received
-    and content hashes are computed over what arrived. `method` is the Bundle entry's
-    request method (PUT/POST/DELETE) when the source carries one.
+    and content hashes are computed over what arrived. `method` and `url` are the Bundle
+    entry's request method (PUT/POST/DELETE) and URL when the source carries one (a DELETE
+    entry has no resource: `url` names its target, e.g. "Observation/psa-1").
     """
 
     location: str
@@ -27,6 +28,7 @@ class SourceEntry:
     resource: dict[str, Any] | None
     error: Issue | None = None
     method: str | None = None
+    url: str | None = None
 
 
 @dataclass(frozen=True)
