@@ -1,0 +1,60 @@
+"""Write a validation report as ONE self-contained HTML file (tables + base64-embedded PNGs).
+
+A single file with no external assets can be archived with the study, attached to an email or
+opened offline in a hospital network - the usual fate of validation reports.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from flute.evaluate.plots import calibration_png, decision_curve_png, roc_png
+from flute.evaluate.report import ValidationReport
+from flute.evaluate.tables import report_tables
+
+TEMPLATE_NAME = "report.html"
+
+
+@dataclass(frozen=True)
+class EmbeddedFigure:
+    """A figure ready for an <img src="data:..."> tag."""
+
+    title: str
+    data_uri: str
+
+
+def _embed(title: str, png: bytes) -> EmbeddedFigure:
+    return EmbeddedFigure(title, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+
+
+def report_figures(report: ValidationReport) -> tuple[EmbeddedFigure, ...]:
+    """ROC curves (sites + pooled), calibration plots (per site + pooled) and decision curves."""
+    results = (*report.sites, report.pooled)
+    return (
+        _embed("ROC curves per hospital and pooled", roc_png(results)),
+        _embed("Calibration per hospital and pooled", calibration_png(results)),
+        _embed("Decision curves", decision_curve_png(report)),
+    )
+
+
+def render_html(report: ValidationReport) -> str:
+    """The report as an HTML document string."""
+    from jinja2 import Environment, select_autoescape
+
+    template_text = resources.files("flute.evaluate").joinpath("templates", TEMPLATE_NAME).read_text("utf-8")
+    environment = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
+    return environment.from_string(template_text).render(
+        report=report, tables=report_tables(report), figures=report_figures(report)
+    )
+
+
+def write_html(report: ValidationReport, path: Path) -> Path:
+    """Write the self-contained HTML report to `path` (parent folders must exist) and return it."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"write_html: folder {path.parent} does not exist; create it first")
+    path.write_text(render_html(report), encoding="utf-8")
+    return path

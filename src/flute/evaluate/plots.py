@@ -1,0 +1,86 @@
+"""Report figures drawn from histograms only, returned as PNG bytes.
+
+Figures are built on matplotlib's object API with the Agg canvas (no pyplot, so no global
+backend or figure state is touched); matplotlib is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import TYPE_CHECKING, Sequence
+
+from flute.evaluate.discrimination import roc_curve
+from flute.evaluate.report import NamedResult, ValidationReport
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def roc_png(results: Sequence[NamedResult]) -> bytes:
+    """ROC curves of every given result (sites and pooled) on one axis."""
+    figure = _new_figure(5.5, 5.0)
+    axis = figure.add_subplot()
+    for result in results:
+        curve = roc_curve(result.summary)
+        axis.plot(curve.false_positive_rate, curve.true_positive_rate,
+                  label=f"{result.name} (AUROC {result.metrics.auroc.value:.3f})",
+                  linewidth=2.5 if result.name == "Pooled" else 1.2)
+    axis.plot([0, 1], [0, 1], linestyle=":", color="grey")
+    axis.set(xlabel="1 - specificity", ylabel="Sensitivity", xlim=(0, 1), ylim=(0, 1), title="ROC curves")
+    axis.legend(loc="lower right", fontsize="small")
+    return _png(figure)
+
+
+def calibration_png(results: Sequence[NamedResult]) -> bytes:
+    """One calibration plot per result: observed vs predicted risk by group, with Wilson CIs."""
+    figure = _new_figure(4.0 * len(results), 4.2)
+    axes = figure.subplots(1, len(results), squeeze=False)[0]
+    for axis, result in zip(axes, results):
+        groups = result.metrics.calibration_curve
+        predicted = [g.mean_predicted for g in groups]
+        observed = [g.observed for g in groups]
+        errors = [[g.observed - g.observed_ci_low for g in groups], [g.observed_ci_high - g.observed for g in groups]]
+        axis.errorbar(predicted, observed, yerr=errors, fmt="o", capsize=3)
+        axis.plot([0, 1], [0, 1], linestyle=":", color="grey")
+        calibration = result.metrics.calibration
+        subtitle = (
+            f"intercept {calibration.intercept.value:.2f}, slope {calibration.slope.value:.2f}"
+            if calibration
+            else "calibration not estimable"
+        )
+        axis.set(xlabel="Predicted risk", ylabel="Observed csPCa rate", xlim=(0, 1), ylim=(0, 1),
+                 title=f"{result.name}\n{subtitle}")
+    return _png(figure)
+
+
+def decision_curve_png(report: ValidationReport) -> bytes:
+    """Net benefit of the model, comparators, biopsy-all and biopsy-none over the thresholds."""
+    figure = _new_figure(6.0, 4.5)
+    axis = figure.add_subplot()
+    curve = report.pooled.metrics.decision_curve
+    thresholds = [100 * p.threshold for p in curve]
+    axis.plot(thresholds, [p.model for p in curve], linewidth=2.5, label="Federated model")
+    for comparator in report.comparators:
+        axis.plot(thresholds, [p.model for p in comparator.metrics.decision_curve], label=comparator.name)
+    axis.plot(thresholds, [p.biopsy_all for p in curve], linestyle="--", color="black", label="Biopsy all")
+    axis.plot(thresholds, [p.biopsy_none for p in curve], linestyle=":", color="grey", label="Biopsy none")
+    low = min(0.0, *(p.model for p in curve)) - 0.02
+    axis.set(xlabel="Risk threshold for biopsy (%)", ylabel="Net benefit", ylim=(low, None),
+             title="Decision curves (pooled patients)")
+    axis.legend(fontsize="small")
+    return _png(figure)
