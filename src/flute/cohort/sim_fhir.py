@@ -113,6 +113,7 @@ def psa_resource(p: SimulatedPatient, result: PsaResult, resource_id: str, statu
         "subject": _subject(p.id),
         "effectiveDateTime": result.when.isoformat(),
         "valueQuantity": _quantity(value, unit),
+        "bodySite": _concept(t.PROSTATE_STRUCTURE),
     }
 
 
