@@ -1,0 +1,58 @@
+"""Reading FHIR references and ids: which patient a resource is about.
+
+Accepted reference forms: relative `Patient/123`, absolute `https://host/fhir/Patient/123`,
+either with a `/_history/N` suffix. `urn:uuid:` references only mean something inside the
+Bundle that carries them; the readers resolve them to `Type/id` (see readers.py), so one
+left over here is unresolved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final, Mapping
+
+#: FHIR R4 `id` datatype.
+ID_PATTERN: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_REFERENCE: Final = re.compile(
+    r"(?:[a-z][a-z0-9+.\-]*://[^\s]*?/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
+)
+
+#: The element of each resource type that names the patient it is about.
+SUBJECT_ELEMENT: Final[Mapping[str, str]] = {
+    "Observation": "subject",
+    "Procedure": "subject",
+    "FamilyMemberHistory": "patient",
+}
+
+
+def parse_reference(reference: object) -> tuple[str, str] | None:
+    """`(resourceType, id)` of a literal reference string, or None when it is not one."""
+    if not isinstance(reference, str):
+        return None
+    match = _REFERENCE.fullmatch(reference)
+    return (match.group(1), match.group(2)) if match else None
+
+
+def subject_id(resource: Mapping[str, Any]) -> str | None:
+    """The id of the Patient a resource is about (a Patient's own id), or None."""
+    resource_type = resource.get("resourceType")
+    if resource_type == "Patient":
+        own = resource.get("id")
+        return own if isinstance(own, str) else None
+    element = SUBJECT_ELEMENT.get(resource_type) if isinstance(resource_type, str) else None
+    if element is None:
+        return None
+    target = resource.get(element)
+    if not isinstance(target, dict):
+        return None
+    parsed = parse_reference(target.get("reference"))
+    if parsed is None or parsed[0] != "Patient":
+        return None
+    return parsed[1]
+
+
+def resource_key(resource: Mapping[str, Any]) -> str:
+    """`Type/id` for messages and provenance (`?` for a missing part)."""
+    resource_type = resource.get("resourceType")
+    resource_id = resource.get("id")
+    return f"{resource_type if isinstance(resource_type, str) else '?'}/{resource_id if isinstance(resource_id, str) else '?'}"
