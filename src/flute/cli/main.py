@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from flute.cli import fhir_cmd
+from flute.cli import fhir_cmd, hub_cmd, simulate_cmd
 
 app = typer.Typer(
     name="flute",
@@ -17,6 +17,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(fhir_cmd.app, name="fhir")
+app.add_typer(hub_cmd.app, name="hub")
+app.command("simulate")(simulate_cmd.simulate)
 
 
 def main() -> None:
