@@ -1,0 +1,113 @@
+"""The Flower apps of a FLUTE study: `server_app` (the coordinator) and `client_app` (a hub).
+
+Both run unchanged in the in-process engine (`flute.engine.embedded`) and in a deployment
+(SuperLink + SuperNodes), configured only through Flower's configs:
+
+run_config (the run's config, seen by the ServerApp and every ClientApp):
+    "study-spec"       the StudySpec as JSON (required). Hubs validate it themselves.
+    "checkpoint-path"  coordinator-side file for resumable state (optional).
+    "out-dir"          coordinator-side directory for result.flute (optional).
+node_config (per SuperNode):
+    "hub-home"         the hub home directory whose store the ClientApp reads (deployment).
+    "hub-name"         optional override of the name the hub reports.
+    "memory-source"    in-process engine only: token of an in-memory source of this process.
+
+Handlers translate a message into typed inputs, call the hub step of `flute.engine.hub_steps`
+on the hub's own table (F-SRS-5), and translate the result back; a refusal or failure becomes
+Flower's error reply.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Final
+
+from flute.cohort.table import StudyTable
+from flute.engine import hub_steps
+from flute.engine.flower import ClientApp, Context, Grid, Message, RecordDict, ServerApp, record_to_bytes
+from flute.engine.records import EvalIns, StatsIns, TrainIns
+from flute.engine.result import StudyResult
+from flute.engine.sources import hub_name, open_data_source
+from flute.engine.spec import StudySpec
+from flute.engine.workflow import Coordinator
+
+SPEC_KEY: Final = "study-spec"
+CHECKPOINT_KEY: Final = "checkpoint-path"
+OUT_DIR_KEY: Final = "out-dir"
+RESULT_FILE: Final = "result.flute"
+STATE_RESULT: Final = "flute.study-result"
+
+
+def spec_from_run_config(run_config: dict[str, object], *, side: str) -> StudySpec:
+    text = run_config.get(SPEC_KEY)
+    if not isinstance(text, str):
+        raise ValueError(f"run config lacks {SPEC_KEY!r} (the study spec as JSON); pass --run-config '{SPEC_KEY}=\"...\"'")
+    return StudySpec.from_json(text, source=f"{side} run config {SPEC_KEY}")
+
+
+# -- coordinator ---------------------------------------------------------------------------
+
+server_app = ServerApp()
+
+
+@server_app.main()
+def coordinate(grid: Grid, context: Context) -> None:
+    """Run the study; leave the result in the context state (in-process engine) and, with
+    'out-dir', write it to OUT_DIR/result.flute (deployment)."""
+    spec = spec_from_run_config(dict(context.run_config), side="coordinator")
+    checkpoint = context.run_config.get(CHECKPOINT_KEY)
+    result = Coordinator(grid, spec, Path(str(checkpoint)) if checkpoint else None).run()
+    record = result.to_record()
+    for name, value in record.items():
+        context.state[f"{STATE_RESULT}/{name}"] = value
+    out_dir = context.run_config.get(OUT_DIR_KEY)
+    if out_dir:
+        Path(str(out_dir)).mkdir(parents=True, exist_ok=True)
+        (Path(str(out_dir)) / RESULT_FILE).write_bytes(record_to_bytes(record))
+
+
+def result_from_state(state: RecordDict) -> StudyResult:
+    """The StudyResult a finished `server_app` left in its context state."""
+    prefix = f"{STATE_RESULT}/"
+    record = RecordDict({name.removeprefix(prefix): value for name, value in state.items() if name.startswith(prefix)})
+    return StudyResult.from_record(record)
+
+
+# -- hub -----------------------------------------------------------------------------------
+
+client_app = ClientApp()
+
+HubStep = Callable[[StudySpec, StudyTable, RecordDict, Context], RecordDict]
+
+
+def _on_hub_table(message: Message, context: Context, step: HubStep) -> Message:
+    """Validate the spec on the hub's side, read the hub's own table, run one step."""
+    spec = spec_from_run_config(dict(context.run_config), side="hub")
+    with open_data_source(context.node_config) as source:
+        table = source.study_table(spec.cohort.variables, included_only=spec.cohort.included_only)
+    hub_steps.check_cohort(spec, table)
+    return Message(step(spec, table, message.content, context), reply_to=message)
+
+
+@client_app.query("summary")
+def summary(message: Message, context: Context) -> Message:
+    return _on_hub_table(
+        message,
+        context,
+        lambda spec, table, content, ctx: hub_steps.summarise_columns(spec, table, StatsIns.from_record(content), hub_name(ctx.node_config)).to_record(),
+    )
+
+
+@client_app.train("newton")
+def newton(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, lambda spec, table, content, _: hub_steps.newton_step(spec, table, TrainIns.from_record(content)).to_record())
+
+
+@client_app.train("local")
+def local(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, lambda spec, table, content, _: hub_steps.local_fit(spec, table, TrainIns.from_record(content)).to_record())
+
+
+@client_app.evaluate("scores")
+def scores(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, lambda spec, table, content, _: hub_steps.score(spec, table, EvalIns.from_record(content)).to_record())

@@ -1,0 +1,285 @@
+"""The coordinator workflow of a study, driven over any Flower `Grid` (in-process or deployed).
+
+1. Census: every hub reports its name and cohort counts (hubs below the study's minimum refuse).
+2. Tasks: one per CV fold, one per held-out hub (leave-one-hub-out), then the final model. Each
+   task runs federated preprocessing (global means/scales from additive column sums over the
+   training rows only), federated training rounds (`flute.learn`), and federated evaluation (each
+   hub returns a histogram of its held-out risks; `flute.evaluate` computes metrics from sums).
+3. Faults: a hub that errs or does not answer is asked again `federation.retries` times, then
+   dropped for the rest of the study; while at least `federation.min_hubs` answer the study goes
+   on, otherwise it stops with `TooFewHubs` after writing a checkpoint it can resume from.
+
+Replies are always aggregated in hub-name order, so a seeded study repeats bit for bit.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from flute.engine.checkpoint import Checkpoint, CheckpointError, TaskProgress
+from flute.engine.flower import Grid, Message, RecordDict
+from flute.engine.records import (
+    EvalIns,
+    EvalRes,
+    FitRes,
+    MessageKind,
+    NewtonRes,
+    Preprocessing,
+    RowSelection,
+    StatsIns,
+    StatsRes,
+    TrainIns,
+)
+from flute.engine.result import HubCount, SiteScores, StudyResult, Task, TaskOutcome, TrainedModel
+from flute.engine.spec import FedAdamSpec, NewtonSpec, StudySpec
+from flute.learn.aggregation import Aggregator, AveragingAggregator, FedAdamAggregator, LocalStep, NewtonAggregator
+from flute.learn.logistic import LocalFit, LogisticObjective, NewtonSums, RoundOutcome, balanced_class_weights, zero_weights
+from flute.learn.preprocess import ColumnSums, Standardiser
+from flute.learn.training import run_rounds
+
+LOGGER = logging.getLogger(__name__)
+
+
+class StudyFailed(RuntimeError):
+    """The study cannot go on; the message says why."""
+
+
+class TooFewHubs(StudyFailed):
+    """Fewer hubs answered than the study requires. `checkpoint` (if the run had a checkpoint
+    path) holds the completed tasks and the last global weights and round of the task in progress;
+    run the study again with the same spec and checkpoint to resume."""
+
+    def __init__(self, message: str, checkpoint: Path | None) -> None:
+        self.checkpoint = checkpoint
+        suffix = f"; resume from checkpoint {checkpoint}" if checkpoint is not None else ""
+        super().__init__(message + suffix)
+
+
+@dataclass(frozen=True)
+class RoundEvent:
+    """Progress of a training task, logged on this module's logger as `extra={"flute_round": ...}`
+    so a CLI can display it without the workflow printing anything."""
+
+    task: str
+    round: int
+    max_rounds: int
+    loss: float
+    step_norm: float
+
+
+def aggregator_for(spec: StudySpec) -> Aggregator:
+    if isinstance(spec.strategy, NewtonSpec):
+        return NewtonAggregator()
+    if isinstance(spec.strategy, FedAdamSpec):
+        s = spec.strategy
+        return FedAdamAggregator(s.server_learning_rate, s.beta1, s.beta2, s.tau)
+    return AveragingAggregator()  # fedavg, fedprox (the proximal term is the hubs' side)
+
+
+def planned_tasks(spec: StudySpec, hubs: Sequence[str]) -> list[Task]:
+    tasks = [Task("cv", fold=fold) for fold in range(spec.evaluation.cv_folds)]
+    if spec.evaluation.leave_one_hub_out and len(hubs) > 1:
+        tasks += [Task("loho", held_out_hub=hub) for hub in hubs]
+    return tasks + [Task("final")]
+
+
+@dataclass
+class _Federation:
+    """The live hubs and the messaging with retries and dropouts."""
+
+    grid: Grid
+    spec: StudySpec
+    names: dict[int, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+
+    def ask(self, kind: MessageKind, payloads: Mapping[int, RecordDict], group: str, *, required: int) -> dict[int, RecordDict]:
+        """Send each hub its payload; retry the silent or failing ones; drop those that never
+        answer. Returns the answers keyed by node id, or raises TooFewHubs-worthy StudyFailed."""
+        pending = dict(payloads)
+        answers: dict[int, RecordDict] = {}
+        failures: dict[int, str] = {}
+        for _attempt in range(self.spec.federation.retries + 1):
+            messages = [Message(content, node, kind.value, group_id=group) for node, content in pending.items()]
+            for reply in self.grid.send_and_receive(messages, timeout=self.spec.federation.timeout_s):
+                node = reply.metadata.src_node_id
+                if node not in pending:
+                    continue
+                if reply.has_error():
+                    failures[node] = reply.error.reason or f"error code {reply.error.code}"
+                else:
+                    answers[node] = reply.content
+                    del pending[node]
+            if not pending:
+                break
+        for node in pending:
+            name = self.names.get(node, f"node {node}")
+            reason = failures.get(node, f"no answer within {self.spec.federation.timeout_s}s")
+            LOGGER.warning("hub %s dropped after %d attempt(s) at %s: %s", name, self.spec.federation.retries + 1, group, reason)
+            self.names.pop(node, None)
+            self.dropped.append(name)
+        if len(answers) < required:
+            raise StudyFailed(
+                f"{group}: {len(answers)} hub(s) answered {kind.value}, the study needs at least {required} "
+                f"(dropped: {', '.join(self.dropped) or 'none'})"
+            )
+        return dict(sorted(answers.items(), key=lambda item: self.names.get(item[0], "")))
+
+
+class Coordinator:
+    """Runs a StudySpec over a Grid; `run()` returns the StudyResult."""
+
+    def __init__(self, grid: Grid, spec: StudySpec, checkpoint_path: Path | None = None) -> None:
+        self.spec = spec
+        self.federation = _Federation(grid, spec)
+        self.checkpoint_path = checkpoint_path
+        self.aggregator = aggregator_for(spec)
+        self.grid = grid
+
+    # -- the study ----------------------------------------------------------------------------
+
+    def run(self) -> StudyResult:
+        resume = self._load_checkpoint()
+        counts = self._census()
+        done = {outcome.task.key: outcome for outcome in resume.completed.outcomes} if resume else {}
+        outcomes: list[TaskOutcome] = []
+        for task in planned_tasks(self.spec, [count.hub for count in counts]):
+            if task.key in done:
+                outcomes.append(done[task.key])
+                continue
+            if task.kind == "loho" and task.held_out_hub not in self.federation.names.values():
+                LOGGER.warning("skipping %s: that hub is no longer part of the study", task.key)
+                continue
+            progress = resume.in_progress if resume and resume.in_progress and resume.in_progress.task == task else None
+            partial = StudyResult(self.spec, counts, tuple(outcomes), tuple(self.federation.dropped))
+            outcomes.append(self._run_task(task, progress, partial))
+        return StudyResult(self.spec, counts, tuple(outcomes), tuple(self.federation.dropped))
+
+    def _load_checkpoint(self) -> Checkpoint | None:
+        if self.checkpoint_path is None or not self.checkpoint_path.exists():
+            return None
+        checkpoint = Checkpoint.load(self.checkpoint_path)
+        if checkpoint.completed.spec != self.spec:
+            raise CheckpointError(f"{self.checkpoint_path} belongs to a different study spec; use a new checkpoint path")
+        return checkpoint
+
+    def _census(self) -> tuple[HubCount, ...]:
+        nodes = sorted(self.federation.grid.get_node_ids())
+        payload = StatsIns(RowSelection()).to_record()
+        answers = self.federation.ask(MessageKind.SUMMARY, {node: payload for node in nodes}, "census", required=self.spec.federation.min_hubs)
+        replies = {node: StatsRes.from_record(content) for node, content in answers.items()}
+        names = [reply.hub for reply in replies.values()]
+        if len(set(names)) != len(names):
+            raise StudyFailed(f"hubs must have distinct names, got {sorted(names)}")
+        self.federation.names = {node: reply.hub for node, reply in replies.items()}
+        counts = sorted((HubCount(r.hub, r.sums.n_rows, r.n_positive) for r in replies.values()), key=lambda c: c.hub)
+        return tuple(counts)
+
+    # -- one task -----------------------------------------------------------------------------
+
+    def _run_task(self, task: Task, progress: TaskProgress | None, completed: StudyResult) -> TaskOutcome:
+        train_rows, score_rows = self._rows(task)
+        trainers = self._nodes(exclude=task.held_out_hub)
+        required = self._required(task)
+        if progress is None:
+            preprocessing, class_weights = self._preprocess(task, trainers, train_rows, required)
+            weights, state, start = zero_weights(len(self.spec.cohort.variables)), None, 0
+        else:
+            preprocessing, class_weights = progress.preprocessing, progress.class_weights
+            weights, state, start = progress.weights, progress.optimiser_state, progress.round
+        objective = LogisticObjective(self.spec.model.l2, class_weights)
+
+        def local_results(round_number: int, current: np.ndarray) -> list[NewtonSums] | list[LocalFit]:
+            ins = TrainIns(round_number, current, train_rows, preprocessing, class_weights).to_record()
+            nodes = self._nodes(exclude=task.held_out_hub)
+            group = f"{task.key}/round-{round_number}"
+            try:
+                if self.aggregator.local_step is LocalStep.NEWTON:
+                    answers = self.federation.ask(MessageKind.NEWTON, {n: ins for n in nodes}, group, required=required)
+                    return [NewtonRes.from_record(content).sums for content in answers.values()]
+                answers = self.federation.ask(MessageKind.LOCAL_FIT, {n: ins for n in nodes}, group, required=required)
+                return [FitRes.from_record(content).fit for content in answers.values()]
+            except StudyFailed as exc:
+                raise TooFewHubs(str(exc), self.checkpoint_path) from None
+
+        def on_round(round_number: int, outcome: RoundOutcome, optimiser_state: dict[str, np.ndarray]) -> None:
+            if self.checkpoint_path is not None:
+                snapshot = TaskProgress(task, round_number, outcome.weights, optimiser_state, preprocessing, class_weights)
+                Checkpoint(completed, snapshot).save(self.checkpoint_path)
+            event = RoundEvent(task.key, round_number, self.spec.training.rounds, outcome.loss, outcome.step_norm)
+            LOGGER.info("%s round %d: loss %.6f, step %.2e", task.key, round_number, outcome.loss, outcome.step_norm, extra={"flute_round": event})
+
+        if self.checkpoint_path is not None and progress is None:
+            Checkpoint(completed, TaskProgress(task, 0, weights, {}, preprocessing, class_weights)).save(self.checkpoint_path)
+        trace = run_rounds(
+            self.aggregator,
+            objective,
+            weights,
+            local_results,
+            max_rounds=self.spec.training.rounds,
+            tolerance=self.spec.training.tolerance,
+            state=state,
+            start_round=start,
+            on_round=on_round,
+        )
+        model = TrainedModel(
+            columns=self.spec.cohort.variables,
+            log_columns=self.spec.preprocessing.log_transform,
+            preprocessing=preprocessing,
+            weights=trace.weights,
+            rounds=trace.rounds,
+            converged=trace.converged,
+            trained_on=tuple(self.federation.names[n] for n in self._nodes(exclude=task.held_out_hub)),
+        )
+        outcome = TaskOutcome(task, model, self._score(task, model, score_rows))
+        if self.checkpoint_path is not None:
+            finished = StudyResult(self.spec, completed.hubs, completed.outcomes + (outcome,), tuple(self.federation.dropped))
+            Checkpoint(finished, None).save(self.checkpoint_path)
+        return outcome
+
+    def _rows(self, task: Task) -> tuple[RowSelection, RowSelection]:
+        if task.kind != "cv":
+            return RowSelection(), RowSelection()
+        k, seed = self.spec.evaluation.cv_folds, self.spec.seed
+        return RowSelection("train", k, task.fold, seed), RowSelection("held_out", k, task.fold, seed)
+
+    def _nodes(self, *, exclude: str = "") -> list[int]:
+        return sorted((node for node, name in self.federation.names.items() if name != exclude), key=lambda n: self.federation.names[n])
+
+    def _required(self, task: Task) -> int:
+        """min_hubs, one less when a hub is held out (leave-one-hub-out trains on the others)."""
+        return max(1, self.spec.federation.min_hubs - (1 if task.kind == "loho" else 0))
+
+    def _preprocess(self, task: Task, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
+        payload = StatsIns(rows).to_record()
+        try:
+            answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, f"{task.key}/preprocessing", required=required)
+        except StudyFailed as exc:
+            raise TooFewHubs(str(exc), self.checkpoint_path) from None
+        replies = [StatsRes.from_record(content) for content in answers.values()]
+        total: ColumnSums = replies[0].sums
+        for reply in replies[1:]:
+            total = total + reply.sums
+        standardiser = Standardiser.from_sums(
+            self.spec.cohort.variables, self.spec.preprocessing.log_transform, total, standardise=self.spec.preprocessing.standardise
+        )
+        class_weights = (1.0, 1.0)
+        if self.spec.model.class_weight == "balanced":
+            class_weights = balanced_class_weights(sum(r.n_positive for r in replies), total.n_rows)
+        return Preprocessing(standardiser.means, standardiser.scales), class_weights
+
+    def _score(self, task: Task, model: TrainedModel, rows: RowSelection) -> tuple[SiteScores, ...]:
+        if task.kind == "final":
+            return ()
+        targets = [n for n, name in self.federation.names.items() if task.kind == "cv" or name == task.held_out_hub]
+        payload = EvalIns(model.weights, rows, model.preprocessing).to_record()
+        try:
+            answers = self.federation.ask(MessageKind.SCORES, {n: payload for n in targets}, f"{task.key}/evaluation", required=1)
+        except StudyFailed as exc:
+            raise TooFewHubs(str(exc), self.checkpoint_path) from None
+        grid = self.spec.score_grid()
+        return tuple(SiteScores(self.federation.names[n], EvalRes.from_record(content, grid).summary) for n, content in answers.items())
