@@ -1,0 +1,590 @@
+"""The hub's ingest pipeline (F-PIL-5, F-HUF-19, NF-PIL-2/3/4): read units -> validate ->
+check subjects -> store resources (with history) -> re-derive the study rows of the patients
+touched -> quarantine what was rejected, with its reasons.
+
+Guarantees:
+- Nothing is silently lost: every entry read ends as stored, unchanged or quarantined, and the
+  batch record's counts add up (read = stored + unchanged + quarantined).
+- A transaction Bundle is all-or-nothing; batch/collection Bundle entries and NDJSON lines are
+  judged one by one.
+- Re-importing the same content is idempotent (hash of the canonical JSON, so the same resource
+  from a Bundle or from an NDJSON line is recognised); a newer version becomes current and the
+  earlier one stays in history.
+- Crash safety: units are committed in chunks, each chunk in one transaction together with the
+  batch counts and the "needs derivation" marks of its patients, so a killed import leaves a
+  consistent store, and the next import finishes the derivation and stores what was missing.
+- Memory is flat in the input size: units stream through in chunks and study rows are derived
+  per chunk of patients from the store. (Exception: an entry whose Patient appears later in the
+  same batch waits in memory until the end of the batch; pass Patient files first.)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+from sqlalchemy import Connection, select, update
+
+from flute.fhir.extract import InclusionRule, extract_patient
+from flute.fhir.issues import Issue, Severity
+from flute.fhir.references import subject_id
+from flute.fhir.source import ImportUnit, SourceEntry
+from flute.fhir.validate import check_references, validate_resource
+from flute.hub.models import (
+    BatchStatus,
+    ImportBatch,
+    PatientRecord,
+    ProvenanceRecord,
+    QuarantineRecord,
+    StoredResource,
+    StudyRowRecord,
+    VARIABLE_COLUMNS,
+)
+from flute.hub.pseudonym import Pseudonymizer
+from flute.hub.store import HubStore
+
+DEFAULT_CHUNK_ENTRIES = 2000
+DERIVATION_CHUNK_PATIENTS = 500
+
+RULE_UNREADABLE = "import.unreadable"
+RULE_DELETE = "import.delete-unsupported"
+RULE_ID_REQUIRED = "import.id-required"
+RULE_WITHDRAWN = "patient.withdrawn"
+RULE_ROLLED_BACK = "transaction.rolled-back"
+
+
+class EntryOutcome(str, Enum):
+    STORED = "stored"
+    UNCHANGED = "unchanged"
+    QUARANTINED = "quarantined"
+
+
+@dataclass
+class BatchReport:
+    """What one import did; `quarantined_by_rule` counts the issues that caused rejections."""
+
+    batch_id: int
+    source: str
+    status: BatchStatus = BatchStatus.RUNNING
+    read: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    patients_derived: int = 0
+    quarantined_by_rule: Counter[str] = field(default_factory=Counter)
+    derivation_issues_by_rule: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "batch": self.batch_id,
+            "source": self.source,
+            "status": self.status.value,
+            "read": self.read,
+            "stored": self.stored,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "patients_derived": self.patients_derived,
+            "quarantined_by_rule": dict(sorted(self.quarantined_by_rule.items())),
+            "derivation_issues_by_rule": dict(sorted(self.derivation_issues_by_rule.items())),
+        }
+
+
+@dataclass
+class _Version:
+    """A stored (row_id set) or about-to-be-stored version of one resource, during a chunk."""
+
+    content_hash: str
+    version_id: str | None
+    last_updated: str | None
+    pseudonym: str | None
+    is_current: bool
+    row_id: int | None = None
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    """An entry that passed every check, ready to be stored."""
+
+    entry: SourceEntry
+    resource_type: str
+    resource_id: str
+    pseudonym: str | None
+    body: bytes
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class _Rejected:
+    entry: SourceEntry
+    issues: tuple[Issue, ...]
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    """Entries whose Patient was not (yet) known: retried once the whole batch was read."""
+
+    unit: ImportUnit
+
+
+def canonical_json(resource: dict[str, Any]) -> bytes:
+    """The stored form of a resource: sorted keys, compact, so equal content hashes equally."""
+    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+
+
+def is_newer(incoming: _Version, current: _Version) -> bool:
+    """Whether an incoming version supersedes the current one: by integer meta.versionId, else
+    by meta.lastUpdated, else the later import wins."""
+    if incoming.version_id and current.version_id and incoming.version_id.isdigit() and current.version_id.isdigit():
+        return int(incoming.version_id) >= int(current.version_id)
+    if incoming.last_updated and current.last_updated:
+        try:
+            return _instant(incoming.last_updated) >= _instant(current.last_updated)
+        except ValueError:
+            pass
+    return True
+
+
+def _instant(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _meta(resource: dict[str, Any], key: str) -> str | None:
+    meta = resource.get("meta")
+    value = meta.get(key) if isinstance(meta, dict) else None
+    return value if isinstance(value, str) else None
+
+
+def _issue(rule: str, code: str, message: str, entry: SourceEntry, resource: dict[str, Any] | None = None) -> Issue:
+    resource = resource or {}
+    return Issue(
+        severity=Severity.ERROR,
+        rule=rule,
+        message=message,
+        resource_type=resource.get("resourceType") if isinstance(resource.get("resourceType"), str) else None,
+        resource_id=resource.get("id") if isinstance(resource.get("id"), str) else None,
+        location=entry.location,
+        code=code,
+    )
+
+
+class _Chunk:
+    """Decides the fate of the entries of a chunk of units against a snapshot of the store,
+    then writes every decision in one transaction."""
+
+    def __init__(self, connection: Connection, units: Sequence[ImportUnit], pseudonymizer: Pseudonymizer, allow_defer: bool) -> None:
+        self._connection = connection
+        self._units = units
+        self._pseudonymizer = pseudonymizer
+        self._allow_defer = allow_defer
+        self._versions: dict[tuple[str, str], list[_Version]] = {}
+        self._patient_pseudonyms: dict[str, str] = {}
+        self._known_pseudonyms: set[str] = set()
+        self._withdrawn: set[str] = set()
+        self._load_snapshot()
+
+    def _load_snapshot(self) -> None:
+        ids: set[str] = set()
+        for unit in self._units:
+            for entry in unit.entries:
+                resource = entry.resource
+                if resource is None:
+                    continue
+                if isinstance(resource.get("id"), str):
+                    ids.add(resource["id"])
+                subject = subject_id(resource)
+                if subject:
+                    ids.add(subject)
+        stored = StoredResource.__table__.c
+        rows = self._connection.execute(
+            select(
+                stored.row_id, stored.resource_type, stored.resource_id, stored.content_hash, stored.version_id,
+                stored.last_updated, stored.patient_pseudonym, stored.is_current,
+            ).where(stored.resource_id.in_(ids))
+        ).all() if ids else []
+        for row in rows:
+            version = _Version(row.content_hash, row.version_id, row.last_updated, row.patient_pseudonym, row.is_current, row.row_id)
+            self._versions.setdefault((row.resource_type, row.resource_id), []).append(version)
+            if row.resource_type == "Patient" and row.is_current and row.patient_pseudonym:
+                self._patient_pseudonyms[row.resource_id] = row.patient_pseudonym
+        candidates = set(self._patient_pseudonyms.values())
+        for unit in self._units:
+            for entry in unit.entries:
+                resource = entry.resource
+                if resource is not None and resource.get("resourceType") == "Patient" and isinstance(resource.get("id"), str):
+                    candidates.add(self._patient_pseudonyms.get(resource["id"]) or self._pseudonymizer.for_patient(resource))
+        patient = PatientRecord.__table__.c
+        for row in self._connection.execute(
+            select(patient.pseudonym, patient.withdrawn_at).where(patient.pseudonym.in_(candidates))
+        ).all() if candidates else []:
+            self._known_pseudonyms.add(row.pseudonym)
+            if row.withdrawn_at is not None:
+                self._withdrawn.add(row.pseudonym)
+
+    def judge(self) -> Iterator[_Accepted | _Rejected | _Deferred]:
+        for unit in self._units:
+            yield from self._judge_unit(unit)
+
+    def _judge_unit(self, unit: ImportUnit) -> Iterator[_Accepted | _Rejected | _Deferred]:
+        # Patients first, so the unit's other entries can refer to them.
+        order = sorted(range(len(unit.entries)), key=lambda i: (unit.entries[i].resource or {}).get("resourceType") != "Patient")
+        unit_patients: dict[str, str] = {}
+        verdicts: dict[int, _Accepted | _Rejected | None] = {}
+        for index in order:
+            verdict = self._judge_entry(unit.entries[index], unit_patients)
+            if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
+                unit_patients[verdict.resource_id] = verdict.pseudonym
+            verdicts[index] = verdict
+        if unit.atomic:
+            yield from self._atomic_outcome(unit, verdicts)
+            return
+        for index, verdict in sorted(verdicts.items()):
+            if verdict is None:
+                yield _Deferred(ImportUnit(unit.source, False, (unit.entries[index],)))
+            else:
+                if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
+                    self._patient_pseudonyms[verdict.resource_id] = verdict.pseudonym
+                yield verdict
+
+    def _atomic_outcome(self, unit: ImportUnit, verdicts: dict[int, _Accepted | _Rejected | None]) -> Iterator[_Accepted | _Rejected | _Deferred]:
+        failed = [(i, v) for i, v in sorted(verdicts.items()) if isinstance(v, _Rejected)]
+        if not failed and any(v is None for v in verdicts.values()):
+            yield _Deferred(unit)
+            return
+        if not failed:
+            for verdict in verdicts.values():
+                assert isinstance(verdict, _Accepted)
+                if verdict.resource_type == "Patient" and verdict.pseudonym:
+                    self._patient_pseudonyms[verdict.resource_id] = verdict.pseudonym
+            yield from (v for _, v in sorted(verdicts.items()) if v is not None)
+            return
+        first_index, first = failed[0]
+        cause = first.issues[0]
+        for index, entry in enumerate(unit.entries):
+            verdict = verdicts[index]
+            if isinstance(verdict, _Rejected):
+                yield verdict
+                continue
+            rollback = _issue(
+                RULE_ROLLED_BACK,
+                "processing",
+                f"rolled back: entry {first_index + 1} failed ({cause.rule}: {cause.message}); "
+                "a transaction Bundle is stored all-or-nothing - fix that entry and re-import the Bundle",
+                entry,
+                entry.resource,
+            )
+            yield _Rejected(entry, (rollback,))
+
+    def _judge_entry(self, entry: SourceEntry, unit_patients: dict[str, str]) -> _Accepted | _Rejected | None:
+        """The verdict on one entry; None when its subject is not known yet (may be deferred)."""
+        resource = entry.resource
+        if resource is None:
+            issue = entry.error or _issue(RULE_UNREADABLE, "structure", "entry holds no resource", entry)
+            if entry.method and entry.method.upper() == "DELETE" and entry.error is None:
+                issue = _issue(
+                    RULE_DELETE,
+                    "not-supported",
+                    f"DELETE {entry.url or ''} is not applied by import; to remove a patient's data use `flute hub withdraw PSEUDONYM`",
+                    entry,
+                )
+            return _Rejected(entry, (issue,))
+        blocking = tuple(i for i in validate_resource(resource, entry.location) if i.severity.blocks_import)
+        if blocking:
+            return _Rejected(entry, blocking)
+        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+        if not isinstance(resource_type, str) or not isinstance(resource_id, str) or not resource_id:
+            return _Rejected(entry, (_issue(RULE_ID_REQUIRED, "required", "the hub stores resources by type and id; give this resource an id", entry, resource),))
+        pseudonym = self._pseudonym_of(resource, unit_patients)
+        if pseudonym is None:
+            if self._allow_defer:
+                return None
+            # Unknown in this batch and in the store: the validator's cross-resource rule words it.
+            return _Rejected(entry, tuple(check_references([resource], lambda _type, _id: False)))
+        if pseudonym and pseudonym in self._withdrawn:
+            return _Rejected(entry, (_issue(
+                RULE_WITHDRAWN,
+                "forbidden",
+                f"patient {pseudonym} has withdrawn from the study (NF-PIL-11); their data is refused",
+                entry,
+                resource,
+            ),))
+        body = canonical_json(resource)
+        return _Accepted(entry, resource_type, resource_id, pseudonym or None, body, hashlib.sha256(body).hexdigest())
+
+    def _pseudonym_of(self, resource: dict[str, Any], unit_patients: dict[str, str]) -> str | None:
+        """The pseudonym a resource belongs to; "" for resources without a patient subject,
+        None when its Patient is unknown."""
+        if resource.get("resourceType") == "Patient":
+            return self._patient_pseudonyms.get(resource["id"]) or self._pseudonymizer.for_patient(resource)
+        subject = subject_id(resource)
+        if subject is None:
+            return ""
+        return unit_patients.get(subject) or self._patient_pseudonyms.get(subject)
+
+    def place(self, accepted: _Accepted) -> tuple[EntryOutcome, _Version | None, set[str]]:
+        """Where an accepted entry goes: unchanged, or a new version (current or history).
+        Returns the outcome, the new version, and the pseudonyms whose rows must be re-derived."""
+        versions = self._versions.setdefault((accepted.resource_type, accepted.resource_id), [])
+        if any(v.content_hash == accepted.content_hash for v in versions):
+            return EntryOutcome.UNCHANGED, None, set()
+        resource = accepted.entry.resource or {}
+        incoming = _Version(accepted.content_hash, _meta(resource, "versionId"), _meta(resource, "lastUpdated"), accepted.pseudonym, True)
+        current = next((v for v in versions if v.is_current), None)
+        touched = {accepted.pseudonym} if accepted.pseudonym else set()
+        if current is not None:
+            if is_newer(incoming, current):
+                current.is_current = False
+                if current.pseudonym:
+                    touched.add(current.pseudonym)
+            else:
+                incoming.is_current = False
+                touched = set()
+        versions.append(incoming)
+        return EntryOutcome.STORED, incoming, touched
+
+    def demoted_row_ids(self) -> list[int]:
+        """Stored versions that this chunk's entries superseded."""
+        return [v.row_id for versions in self._versions.values() for v in versions if v.row_id is not None and not v.is_current]
+
+    def is_new_patient(self, pseudonym: str) -> bool:
+        if pseudonym in self._known_pseudonyms:
+            return False
+        self._known_pseudonyms.add(pseudonym)
+        return True
+
+
+class Ingestor:
+    """Runs import batches into a hub store. The caller guarantees one import at a time per hub
+    (`flute.hub.node` holds a lock), so a batch still 'running' when a new one starts was
+    interrupted."""
+
+    def __init__(
+        self,
+        store: HubStore,
+        pseudonymizer: Pseudonymizer,
+        *,
+        rule: InclusionRule | None = None,
+        chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+    ) -> None:
+        if chunk_entries < 1:
+            raise ValueError(f"chunk_entries must be >= 1, got {chunk_entries}")
+        self._store = store
+        self._pseudonymizer = pseudonymizer
+        self._rule = rule or InclusionRule()
+        self._chunk_entries = chunk_entries
+
+    def run(self, units: Iterable[ImportUnit], source: str) -> BatchReport:
+        report = BatchReport(batch_id=self._start_batch(source), source=source)
+        try:
+            deferred: list[ImportUnit] = []
+            for chunk in _chunks(units, self._chunk_entries):
+                deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
+            for chunk in _chunks(deferred, self._chunk_entries):
+                self._write_chunk(chunk, report, allow_defer=False)
+            self._derive_stale_rows(report)
+        except BaseException as exc:
+            self._finish_batch(report, BatchStatus.FAILED, f"{type(exc).__name__}: {exc}")
+            raise
+        self._finish_batch(report, BatchStatus.COMPLETED, None)
+        return report
+
+    def _start_batch(self, source: str) -> int:
+        batch = ImportBatch.__table__
+        with self._store.engine.begin() as connection:
+            connection.execute(
+                update(batch)
+                .where(batch.c.status == BatchStatus.RUNNING.value)
+                .values(status=BatchStatus.FAILED.value, note="interrupted: the importing process ended before finishing")
+            )
+            return connection.execute(
+                batch.insert().returning(batch.c.id),
+                {
+                    "source": source, "started_at": datetime.now(UTC), "status": BatchStatus.RUNNING.value,
+                    "read_count": 0, "stored_count": 0, "unchanged_count": 0, "quarantined_count": 0,
+                },
+            ).scalar_one()
+
+    def _finish_batch(self, report: BatchReport, status: BatchStatus, note: str | None) -> None:
+        report.status = status
+        batch = ImportBatch.__table__
+        with self._store.engine.begin() as connection:
+            connection.execute(
+                update(batch).where(batch.c.id == report.batch_id).values(status=status.value, finished_at=datetime.now(UTC), note=note)
+            )
+
+    def _write_chunk(self, units: Sequence[ImportUnit], report: BatchReport, *, allow_defer: bool) -> list[ImportUnit]:
+        now = datetime.now(UTC)
+        batch_id = report.batch_id
+        with self._store.engine.begin() as connection:
+            chunk = _Chunk(connection, units, self._pseudonymizer, allow_defer)
+            deferred: list[ImportUnit] = []
+            new_patients: list[dict[str, Any]] = []
+            stale: set[str] = set()
+            new_versions: list[tuple[_Accepted, _Version]] = []
+            quarantine: list[dict[str, Any]] = []
+            counts: Counter[EntryOutcome] = Counter()
+            rules: Counter[str] = Counter()
+            for verdict in chunk.judge():
+                if isinstance(verdict, _Deferred):
+                    deferred.append(verdict.unit)
+                    continue
+                if isinstance(verdict, _Rejected):
+                    counts[EntryOutcome.QUARANTINED] += 1
+                    rules.update(issue.rule for issue in verdict.issues)
+                    quarantine.append(_quarantine_row(verdict, batch_id, now))
+                    continue
+                outcome, version, touched = chunk.place(verdict)
+                counts[outcome] += 1
+                if version is None:
+                    continue
+                if verdict.pseudonym and chunk.is_new_patient(verdict.pseudonym):
+                    new_patients.append({"pseudonym": verdict.pseudonym, "first_batch_id": batch_id, "needs_derivation": True})
+                stale |= touched
+                new_versions.append((verdict, version))
+            _write(connection, new_patients, stale, chunk.demoted_row_ids(), new_versions, quarantine, batch_id, now)
+            read = sum(counts.values())
+            connection.execute(
+                update(ImportBatch.__table__)
+                .where(ImportBatch.id == batch_id)
+                .values(
+                    read_count=ImportBatch.read_count + read,
+                    stored_count=ImportBatch.stored_count + counts[EntryOutcome.STORED],
+                    unchanged_count=ImportBatch.unchanged_count + counts[EntryOutcome.UNCHANGED],
+                    quarantined_count=ImportBatch.quarantined_count + counts[EntryOutcome.QUARANTINED],
+                )
+            )
+        report.read += read
+        report.stored += counts[EntryOutcome.STORED]
+        report.unchanged += counts[EntryOutcome.UNCHANGED]
+        report.quarantined += counts[EntryOutcome.QUARANTINED]
+        report.quarantined_by_rule.update(rules)
+        return deferred
+
+    def _derive_stale_rows(self, report: BatchReport) -> None:
+        """Re-derive the study rows of every patient marked stale (this batch's and any left by
+        an interrupted one), a chunk of patients per transaction."""
+        patient = PatientRecord.__table__.c
+        stored = StoredResource.__table__.c
+        rows = StudyRowRecord.__table__
+        while True:
+            with self._store.engine.begin() as connection:
+                pseudonyms = connection.execute(
+                    select(patient.pseudonym)
+                    .where(patient.needs_derivation.is_(True), patient.withdrawn_at.is_(None))
+                    .order_by(patient.pseudonym)
+                    .limit(DERIVATION_CHUNK_PATIENTS)
+                ).scalars().all()
+                if not pseudonyms:
+                    return
+                by_patient: dict[str, list[dict[str, Any]]] = {p: [] for p in pseudonyms}
+                for row in connection.execute(
+                    select(stored.patient_pseudonym, stored.body)
+                    .where(stored.patient_pseudonym.in_(pseudonyms), stored.is_current.is_(True), stored.withdrawn.is_(False))
+                    .order_by(stored.resource_type, stored.resource_id)
+                ):
+                    by_patient[row.patient_pseudonym].append(orjson.loads(row.body))
+                now = datetime.now(UTC)
+                derived = []
+                for pseudonym, resources in by_patient.items():
+                    patients = [r for r in resources if r.get("resourceType") == "Patient"]
+                    if not patients:
+                        continue
+                    study_row, issues = extract_patient(patients[0], [r for r in resources if r.get("resourceType") != "Patient"], self._rule)
+                    report.derivation_issues_by_rule.update(issue.rule for issue in issues)
+                    derived.append({
+                        "pseudonym": pseudonym,
+                        **{column: _number(study_row.variables.get(name)) for name, column in VARIABLE_COLUMNS.items()},
+                        "isup": study_row.isup, "cspca": study_row.cspca, "included": study_row.included,
+                        "derived_from_batch": report.batch_id, "updated_at": now,
+                    })
+                connection.execute(rows.delete().where(rows.c.pseudonym.in_(pseudonyms)))
+                if derived:
+                    connection.execute(rows.insert(), derived)
+                connection.execute(update(PatientRecord.__table__).where(patient.pseudonym.in_(pseudonyms)).values(needs_derivation=False))
+                report.patients_derived += len(derived)
+
+
+def _number(value: float | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _quarantine_row(rejected: _Rejected, batch_id: int, now: datetime) -> dict[str, Any]:
+    resource = rejected.entry.resource or {}
+    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    return {
+        "batch_id": batch_id,
+        "location": rejected.entry.location,
+        "raw": rejected.entry.raw,
+        "resource_type": resource_type if isinstance(resource_type, str) else None,
+        "resource_id": resource_id[:64] if isinstance(resource_id, str) else None,
+        "reasons": orjson.dumps([issue.to_json() for issue in rejected.issues]).decode("utf-8"),
+        "quarantined_at": now,
+    }
+
+
+def _write(
+    connection: Connection,
+    new_patients: list[dict[str, Any]],
+    stale: set[str],
+    demoted: list[int],
+    new_versions: list[tuple[_Accepted, _Version]],
+    quarantine: list[dict[str, Any]],
+    batch_id: int,
+    now: datetime,
+) -> None:
+    """One chunk's writes, in dependency order: patients, demotions (before the new current
+    versions, for the unique "one current version" index), resources, provenance, quarantine."""
+    if new_patients:
+        connection.execute(PatientRecord.__table__.insert(), new_patients)
+    already_known = stale - {p["pseudonym"] for p in new_patients}
+    if already_known:
+        connection.execute(
+            update(PatientRecord.__table__).where(PatientRecord.pseudonym.in_(already_known)).values(needs_derivation=True)
+        )
+    if demoted:
+        connection.execute(update(StoredResource.__table__).where(StoredResource.row_id.in_(demoted)).values(is_current=False))
+    if new_versions:
+        table = StoredResource.__table__
+        row_ids = connection.execute(
+            table.insert().returning(table.c.row_id, sort_by_parameter_order=True),
+            [
+                {
+                    "resource_type": accepted.resource_type, "resource_id": accepted.resource_id,
+                    "version_id": version.version_id, "last_updated": version.last_updated,
+                    "content_hash": accepted.content_hash, "body": accepted.body.decode("utf-8"),
+                    "patient_pseudonym": accepted.pseudonym, "batch_id": batch_id,
+                    "is_current": version.is_current, "withdrawn": False,
+                }
+                for accepted, version in new_versions
+            ],
+        ).scalars().all()
+        connection.execute(
+            ProvenanceRecord.__table__.insert(),
+            [
+                {"resource_row_id": row_id, "batch_id": batch_id, "source": accepted.entry.location,
+                 "content_hash": accepted.content_hash, "recorded_at": now}
+                for row_id, (accepted, _) in zip(row_ids, new_versions, strict=True)
+            ],
+        )
+    if quarantine:
+        connection.execute(QuarantineRecord.__table__.insert(), quarantine)
+
+
+def _chunks(units: Iterable[ImportUnit], max_entries: int) -> Iterator[list[ImportUnit]]:
+    """Groups units into chunks of about `max_entries` entries (a unit is never split)."""
+    chunk: list[ImportUnit] = []
+    size = 0
+    for unit in units:
+        chunk.append(unit)
+        size += max(1, len(unit.entries))
+        if size >= max_entries:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk

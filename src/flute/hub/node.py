@@ -1,0 +1,71 @@
+"""A hub assembled from its home: configuration, pseudonym key and store - what the CLI and the
+hub's services open. Keeps the rule "one import at a time per hub" in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from flute.fhir.extract import InclusionRule
+from flute.fhir.source import ImportUnit
+from flute.hub.home import HubConfig, import_lock, load_config, load_key, new_config, write_home
+from flute.hub.ingest import DEFAULT_CHUNK_ENTRIES, BatchReport, Ingestor
+from flute.hub.pseudonym import Pseudonymizer
+from flute.hub.store import HubStore, create_store_engine, upgrade_schema
+
+
+@dataclass
+class Hub:
+    home: Path
+    config: HubConfig
+    store: HubStore
+    pseudonymizer: Pseudonymizer
+
+    def __enter__(self) -> Hub:
+        return self
+
+    def __exit__(self, _type: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None) -> None:
+        self.store.close()
+
+    def import_units(
+        self, units: Iterable[ImportUnit], source: str, *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+    ) -> BatchReport:
+        with import_lock(self.home):
+            return Ingestor(self.store, self.pseudonymizer, rule=rule, chunk_entries=chunk_entries).run(units, source)
+
+    def import_paths(
+        self, paths: Sequence[Path], *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+    ) -> BatchReport:
+        """Import FHIR files (Bundles, NDJSON) read by `flute.fhir.readers` (F-PIL-5)."""
+        from flute.fhir.readers import iter_units
+
+        missing = [str(p) for p in paths if not p.exists()]
+        if missing:
+            raise FileNotFoundError(f"cannot import: {', '.join(missing)} not found")
+        return self.import_units(iter_units(paths), ", ".join(str(p) for p in paths), rule=rule, chunk_entries=chunk_entries)
+
+
+def init_hub(home: Path, name: str, db_url: str | None = None) -> HubConfig:
+    """Create a hub: migrate its database to the current schema, then write config and key."""
+    config = new_config(home, name, db_url)
+    home.mkdir(parents=True, exist_ok=True)
+    HubStore.create(config.database_url(home)).close()
+    write_home(home, config)
+    return config
+
+
+def open_hub(home: Path) -> Hub:
+    config = load_config(home)
+    pseudonymizer = Pseudonymizer(load_key(home), config.source_namespace)
+    return Hub(home=home, config=config, store=HubStore.open(config.database_url(home)), pseudonymizer=pseudonymizer)
+
+
+def upgrade_hub(home: Path) -> None:
+    """Apply pending schema migrations to an existing hub's database."""
+    engine = create_store_engine(load_config(home).database_url(home))
+    try:
+        upgrade_schema(engine)
+    finally:
+        engine.dispose()
