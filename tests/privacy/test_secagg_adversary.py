@@ -99,7 +99,8 @@ def test_shares_redirected_to_another_hub_are_refused() -> None:
     _, server, hubs = make_round()
     deliveries = advance_to_masked(hubs, server)
     # hub 3's ciphertext for hub 2 handed to hub 1 as if hub 3 had encrypted it for hub 1
-    redirected = ShareDelivery(1, deliveries[1].round_id, {**deliveries[1].ciphertexts, 3: deliveries[2].ciphertexts[3]})
+    swapped = {**deliveries[1].ciphertexts, 3: deliveries[2].ciphertexts[3]}
+    redirected = ShareDelivery(1, deliveries[1].round_id, swapped)
     with pytest.raises(AuthenticationError):
         hubs[1].masked_input(redirected, np.zeros(LENGTH))
 

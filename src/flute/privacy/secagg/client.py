@@ -23,7 +23,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from flute.privacy.secagg import shamir
 from flute.privacy.secagg.config import SecAggConfig
-from flute.privacy.secagg.errors import AuthenticationError, InputError, MalformedMessageError, ProtocolError, ThresholdError
+from flute.privacy.secagg.errors import (
+    AuthenticationError,
+    InputError,
+    MalformedMessageError,
+    ProtocolError,
+    ThresholdError,
+)
 from flute.privacy.secagg.identity import check_advertisement, enrolled_key
 from flute.privacy.secagg.keys import RoundKeyPair, derive_pair_key, verify
 from flute.privacy.secagg.messages import (
@@ -152,9 +158,7 @@ class ClientSession:
             expander = MaskExpander(self.config.vector_length)
             expander.add_into(masked, self._seed)
             for peer in paired:
-                seed = derive_pair_key(
-                    self._mask_keys, self._peers[peer].mask_public, PAIRWISE_MASK, self.config.round_id, self.hub_id, peer
-                )
+                seed = self._pair_key(self._mask_keys, peer, self._peers[peer].mask_public, PAIRWISE_MASK)
                 if peer > self.hub_id:
                     expander.add_into(masked, seed)
                 else:
@@ -202,7 +206,9 @@ class ClientSession:
                     hub: shamir.share_to_bytes(self._held[hub].seed_share) for hub in survivors if hub in self._held
                 },
                 key_shares={
-                    hub: shamir.share_to_bytes(self._held[hub].key_share) for hub in sorted(dropped) if hub in self._held
+                    hub: shamir.share_to_bytes(self._held[hub].key_share)
+                    for hub in sorted(dropped)
+                    if hub in self._held
                 },
             )
 
@@ -228,11 +234,11 @@ class ClientSession:
             raise AuthenticationError(f"key directory omits or alters hub {self.hub_id}'s own advertisement")
         return accepted
 
+    def _pair_key(self, keys: RoundKeyPair, peer: int, peer_public: bytes, purpose: str) -> bytes:
+        return derive_pair_key(keys, peer_public, purpose, self.config.round_id, self.hub_id, peer)
+
     def _share_cipher(self, peer: int) -> AESGCM:
-        key = derive_pair_key(
-            self._cipher_keys, self._peers[peer].cipher_public, SHARE_ENCRYPTION, self.config.round_id, self.hub_id, peer
-        )
-        return AESGCM(key)
+        return AESGCM(self._pair_key(self._cipher_keys, peer, self._peers[peer].cipher_public, SHARE_ENCRYPTION))
 
     def _share_context(self, sender: int, recipient: int) -> bytes:
         return Writer(_SHARE_TAG).text(self.config.round_id).u64(sender).u64(recipient).to_bytes()
@@ -260,7 +266,9 @@ class ClientSession:
             shares = HeldShares(shamir.share_from_bytes(reader.blob()), shamir.share_from_bytes(reader.blob()))
             reader.finish()
         except (InvalidTag, ValueError, MalformedMessageError) as exc:
-            raise AuthenticationError(f"hub {self.hub_id}: shares from hub {sender} fail decryption or decoding") from exc
+            raise AuthenticationError(
+                f"hub {self.hub_id}: shares from hub {sender} fail decryption or decoding"
+            ) from exc
         return shares
 
     def _check_confirmations(self, confirmations: tuple[SurvivorConfirmation, ...], survivors: tuple[int, ...]) -> None:
@@ -268,7 +276,9 @@ class ClientSession:
         signers: set[int] = set()
         for confirmation in confirmations:
             if confirmation.hub_id not in survivors or confirmation.hub_id in signers:
-                raise AuthenticationError(f"confirmation from hub {confirmation.hub_id} is duplicated or not a survivor")
+                raise AuthenticationError(
+                    f"confirmation from hub {confirmation.hub_id} is duplicated or not a survivor"
+                )
             self._check_round(confirmation.round_id, f"confirmation of hub {confirmation.hub_id}")
             verify(
                 enrolled_key(self._enrolled, confirmation.hub_id),

@@ -74,12 +74,16 @@ class FixedPoint:
             return self._encode_integers(x)
         if not np.issubdtype(x.dtype, np.floating):
             raise InputError(f"cannot encode dtype {x.dtype}; pass integers or floats")
-        if not np.all(np.isfinite(x)):
-            bad = int(np.flatnonzero(~np.isfinite(x))[0])
-            raise InputError(f"input holds a non-finite value at index {bad} ({x[bad]!r}); it cannot be aggregated")
+        with np.errstate(over="ignore"):  # a huge but finite sum is handled just below
+            total = float(np.sum(x))
+        if not math.isfinite(total):  # one cheap pass; locate the culprit only if needed
+            non_finite = np.flatnonzero(~np.isfinite(x))
+            if non_finite.size:
+                bad = int(non_finite[0])
+                raise InputError(f"input holds a non-finite value at index {bad} ({x[bad]!r}); it cannot be aggregated")
         bound = float(self.clip_bound)
-        clipped = int(np.count_nonzero((x > bound) | (x < -bound)))
         scaled = np.clip(x, -bound, bound, dtype=np.float64)
+        clipped = int(np.count_nonzero(scaled != x))
         scaled *= self.scale
         np.rint(scaled, out=scaled)
         return EncodedVector(scaled.astype(np.int64).view(np.uint64), clipped)

@@ -220,7 +220,8 @@ class UnmaskRequest(_WireMessage):
     def _read(cls, reader: Reader) -> Self:
         round_id, survivors, dropped = reader.text(), reader.u64_list(), reader.u64_list()
         count = reader.u64()
-        return cls(round_id, survivors, dropped, tuple(SurvivorConfirmation.from_bytes(reader.blob()) for _ in range(count)))
+        confirmations = tuple(SurvivorConfirmation.from_bytes(reader.blob()) for _ in range(count))
+        return cls(round_id, survivors, dropped, confirmations)
 
 
 @dataclass(frozen=True)

@@ -107,7 +107,8 @@ class ServerSession:
                         message.sender,
                         AuthenticationError(
                             f"shares of hub {message.sender} are for round {message.round_id!r} and hubs "
-                            f"{sorted(message.ciphertexts)}; expected round {self.config.round_id!r} and {sorted(expected)}"
+                            f"{sorted(message.ciphertexts)}; expected round {self.config.round_id!r} "
+                            f"and {sorted(expected)}"
                         ),
                     )
                     continue
@@ -138,7 +139,8 @@ class ServerSession:
                         masked.hub_id,
                         SecAggError(
                             f"masked input of hub {masked.hub_id} has round {masked.round_id!r} and shape "
-                            f"{masked.values.shape}; expected {self.config.round_id!r} and ({self.config.vector_length},)"
+                            f"{masked.values.shape}; expected {self.config.round_id!r} "
+                            f"and ({self.config.vector_length},)"
                         ),
                     )
                     continue

@@ -52,7 +52,9 @@ def combine(shares: Mapping[int, int], threshold: int) -> bytes:
                 denominator = denominator * (x_j - points[i]) % PRIME
         secret = (secret + y_i * numerator * pow(denominator, -1, PRIME)) % PRIME
     if secret >= 2 ** (8 * SECRET_BYTES):
-        raise AuthenticationError("shares are inconsistent (tampered or from different secrets): the reconstructed value is not a 32-byte secret")
+        raise AuthenticationError(
+            "shares are inconsistent (tampered or from different secrets): the result is not a 32-byte secret"
+        )
     return secret.to_bytes(SECRET_BYTES, "big")
 
 
