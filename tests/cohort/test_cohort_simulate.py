@@ -22,7 +22,9 @@ from flute.cohort.sim_patients import IG_PSA_INCLUSION_NG_PER_ML, InvalidKind
 from flute.cohort.simulate import MANIFEST_NAME, SimulationManifest, simulate_cohort, simulate_sites
 from flute.cohort.sites import SITES
 from flute.cohort.variables import AGE, BIOPSY_TYPE, DRE, FAMILY_HISTORY, PIRADS, PROSTATE_VOLUME, PSA, StudyRow
-from flute.fhir.validate import check_references, validate_resource
+from flute.fhir.extract import extract_all
+from flute.fhir.readers import iter_units
+from flute.fhir.validate import blocks_import, check_references, validate_resource
 
 IG_EXAMPLES = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "flute-ig-examples"
 
@@ -45,6 +47,15 @@ def _resources_from_bundles(site_dir: Path) -> list[dict[str, Any]]:
 
 def _resources_from_ndjson(site_dir: Path) -> list[dict[str, Any]]:
     return [orjson.loads(line) for path in sorted(site_dir.glob("*.ndjson")) for line in path.read_bytes().splitlines()]
+
+
+def _extract_like_real_data(out: Path) -> list[StudyRow]:
+    """The path hospital data take: read the files, drop what validation rejects, extract."""
+    resources = [e.resource for unit in iter_units([out]) for e in unit.entries if e.resource is not None]
+    dangling = {(i.resource_type, i.resource_id) for i in check_references(resources, frozenset())}
+    accepted = [r for r in resources if not blocks_import(validate_resource(r)) and (r["resourceType"], r["id"]) not in dangling]
+    rows, _ = extract_all(accepted)
+    return rows
 
 
 @pytest.fixture(scope="module")
@@ -150,17 +161,36 @@ def _design(rows: list[tuple[int, StudyRow]], n_sites: int) -> tuple[np.ndarray,
     return np.asarray(x, dtype=float), np.asarray(y, dtype=float), names
 
 
-def test_logistic_regression_recovers_the_published_odds_ratios() -> None:
-    """Fit on what extraction returns (complete, included, labelled rows), pooled with a per-site
-    intercept: every log odds ratio lies within 3.5 standard errors of the generator's."""
-    sites = simulate_sites(seed=0, scale=2.0)
+def test_extraction_from_the_written_fhir_returns_exactly_the_expected_rows(
+    bundles: tuple[Path, SimulationManifest], tmp_path: Path
+) -> None:
+    """Both formats, through readers, validation and extraction: every patient's study row,
+    inclusion, label and biopsy date are what the generator meant (units harmonised, void and
+    earlier PSA results skipped, invalid resources' variables missing)."""
+    out, manifest = bundles
+    expected = {p.id: p.expected_row() for site in simulate_sites(seed=0) for p in site.patients}
+    simulate_cohort(tmp_path / "nd", seed=0, fmt="ndjson")
+    for rows in (_extract_like_real_data(out), _extract_like_real_data(tmp_path / "nd")):
+        assert sorted(r.patient for r in rows) == sorted(expected)
+        for row in rows:
+            assert (row.to_json(), row.biopsy_date) == (expected[row.patient].to_json(), expected[row.patient].biopsy_date)
+    rows_by_site = Counter(r.patient.rsplit("-", 1)[0] for r in rows if r.included)
+    assert rows_by_site == {s.slug: s.included for s in manifest.sites}
+
+
+def test_logistic_regression_on_extracted_rows_recovers_the_published_odds_ratios(tmp_path: Path) -> None:
+    """Fit on what extraction returns from the written FHIR (complete, included, labelled rows),
+    pooled with a per-site intercept: every log odds ratio lies within 3.5 standard errors of
+    the generator's."""
+    simulate_cohort(tmp_path / "x2", seed=0, scale=2.0)
+    site_index = {site.slug: k for k, site in enumerate(SITES)}
     rows = [
-        (index, row)
-        for index, site in enumerate(sites)
-        for row in (p.expected_row() for p in site.patients)
+        (site_index[row.patient.rsplit("-", 1)[0]], row)
+        for row in _extract_like_real_data(tmp_path / "x2")
         if row.included and row.cspca is not None and all(value is not None for value in row.variables.values())
     ]
-    x, y, names = _design(rows, len(sites))
+    assert len(rows) > 4500
+    x, y, names = _design(rows, len(SITES))
     beta, se = _logistic_fit(x, y)
     odds = PUBLISHED_ODDS_RATIOS
     truth = {
@@ -261,3 +291,17 @@ def test_refuses_to_write_over_existing_output_and_names_bad_formats(tmp_path: P
         simulate_cohort(tmp_path / "used")
     with pytest.raises(ValueError, match="choose one of bundles, ndjson"):
         simulate_cohort(tmp_path / "new", fmt="csv")
+
+
+def test_cli_writes_a_cohort_and_refuses_a_used_directory(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flute.cli.main import app
+
+    runner = CliRunner()
+    first = runner.invoke(app, ["simulate", "--out", str(tmp_path / "c"), "--seed", "4", "--format", "ndjson", "--scale", "0.05"])
+    assert first.exit_code == 0, first.output
+    assert "vhebron" in first.output and (tmp_path / "c" / MANIFEST_NAME).is_file()
+    assert orjson.loads((tmp_path / "c" / MANIFEST_NAME).read_bytes())["format"] == "ndjson"
+    again = runner.invoke(app, ["simulate", "--out", str(tmp_path / "c")])
+    assert again.exit_code == 2 and "not an empty directory" in again.output
