@@ -56,7 +56,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                 hub, homes[hub], address, layout.ca_cert, layout.hub_private_key(hub), root / "hubs" / hub
             )
         rogue = deploy.HubServer("rogue", root / "homes" / "rogue", address, layout.ca_cert, rogue_key, root / "hubs" / "rogue")
-        coordinator.control.wait_for_hubs(set(HUBS))
+        coordinator.control.wait_for_hubs(HUBS)
         yield Deployment(root, layout, coordinator, hubs, homes, rogue)
     finally:
         for server in [*hubs.values(), *([rogue] if rogue else [])]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from flute.cli import fhir_cmd, hub_cmd, simulate_cmd
+from flute.cli import coordinator_cmd, fhir_cmd, hub_cmd, pki_cmd, simulate_cmd
 
 app = typer.Typer(
     name="flute",
@@ -19,6 +19,8 @@ app = typer.Typer(
 app.add_typer(fhir_cmd.app, name="fhir")
 app.add_typer(hub_cmd.app, name="hub")
 app.command("simulate")(simulate_cmd.simulate)
+app.add_typer(pki_cmd.app, name="pki")
+app.add_typer(coordinator_cmd.app, name="coordinator")
 
 
 def main() -> None:

@@ -27,12 +27,13 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 import tomli_w
@@ -42,6 +43,8 @@ from flute.engine.sources import HUB_HOME_KEY, HUB_NAME_KEY
 
 if TYPE_CHECKING:
     from flute.engine.flower import ControlHttpClient
+    from flute.engine.result import StudyResult
+    from flute.engine.spec import StudySpec
 
 FLUTE_SERVER_APP = "flute.engine.apps:server_app"
 FLUTE_CLIENT_APP = "flute.engine.apps:client_app"
@@ -55,6 +58,8 @@ _STARTUP_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 10.0
 
 RunConfigValue = str | int | float | bool
+RequestT = TypeVar("RequestT")
+ResponseT = TypeVar("ResponseT")
 
 
 class DeploymentError(RuntimeError):
@@ -112,6 +117,30 @@ class AppBundle:
 
         fab_bytes, _metadata = build_fab_from_files({"pyproject.toml": self.pyproject(), **self.sources})
         return fab_bytes
+
+
+def study_bundle(spec: StudySpec, out_dir: Path, checkpoint: Path | None = None) -> AppBundle:
+    """FLUTE's study apps with `spec` in the run config; the ServerApp writes OUT_DIR/result.flute.
+
+    `out_dir` (and `checkpoint`) are paths on the coordinator machine, where the ServerApp runs.
+    """
+    from flute.engine.apps import OUT_DIR_KEY
+    from flute.engine.embedded import study_run_config
+
+    run_config = {**study_run_config(spec, checkpoint=checkpoint), OUT_DIR_KEY: str(out_dir.resolve())}
+    return AppBundle(FLUTE_SERVER_APP, FLUTE_CLIENT_APP, run_config)
+
+
+def read_study_result(out_dir: Path) -> StudyResult:
+    """The StudyResult a completed deployed run wrote to `out_dir`."""
+    from flute.engine.apps import RESULT_FILE
+    from flute.engine.flower import record_from_bytes
+    from flute.engine.result import StudyResult
+
+    path = out_dir / RESULT_FILE
+    if not path.is_file():
+        raise DeploymentError(f"the run completed but wrote no {RESULT_FILE} to {out_dir}")
+    return StudyResult.from_record(record_from_bytes(path.read_bytes()))
 
 
 @dataclass(frozen=True)
@@ -253,12 +282,26 @@ class ControlClient:
     def close(self) -> None:
         self._client.close()
 
+    def _call(self, method: Callable[[RequestT], ResponseT], request: RequestT) -> ResponseT:
+        try:
+            return method(request)
+        except httpx.TransportError as exc:
+            raise DeploymentError(
+                f"cannot reach the coordinator's Control API at {self.address} ({exc}); "
+                "is `flute coordinator serve` running on this machine?"
+            ) from exc
+        except httpx.HTTPStatusError as exc:
+            raise DeploymentError(
+                f"the coordinator's Control API refused {type(request).__name__}: "
+                f"HTTP {exc.response.status_code} {exc.response.text[:500]}"
+            ) from exc
+
     def register_hub(self, name: str, public_key_openssh: str) -> int:
         """Register one enrolled hub's public key; the SuperLink refuses every other node."""
         from flute.engine.flower import RegisterNodeRequest
 
-        response = self._client.RegisterNode(
-            RegisterNodeRequest(public_key=public_key_pem(public_key_openssh), name=name)
+        response = self._call(
+            self._client.RegisterNode, RegisterNodeRequest(public_key=public_key_pem(public_key_openssh), name=name)
         )
         if not response.node_id:
             raise DeploymentError(f"the SuperLink did not register hub {name!r}")
@@ -267,20 +310,23 @@ class ControlClient:
     def hubs(self) -> list[HubNode]:
         from flute.engine.flower import ListNodesRequest
 
-        response = self._client.ListNodes(ListNodesRequest())
+        response = self._call(self._client.ListNodes, ListNodesRequest())
         return [HubNode(name=n.name, node_id=int(n.node_id), status=n.status) for n in response.nodes_info]
 
-    def wait_for_hubs(self, names: set[str], timeout_s: float = _STARTUP_TIMEOUT_S) -> list[HubNode]:
-        """Block until every hub in `names` is connected (status `online`)."""
+    def wait_for_hubs(
+        self, names: Collection[str] = (), minimum: int = 0, timeout_s: float = _STARTUP_TIMEOUT_S
+    ) -> list[HubNode]:
+        """Block until every hub in `names`, and at least `minimum` hubs, are connected."""
+        wanted = set(names)
         deadline = time.monotonic() + timeout_s
         while True:
             online = {hub.name: hub for hub in self.hubs() if hub.status == "online"}
-            if names <= online.keys():
-                return [online[name] for name in sorted(names)]
+            if wanted <= online.keys() and len(online) >= minimum:
+                return [online[name] for name in sorted(online)]
             if time.monotonic() > deadline:
                 raise DeploymentError(
-                    f"hubs {sorted(names - online.keys())} did not connect within {timeout_s:.0f} s "
-                    f"(connected: {sorted(online)})"
+                    f"hubs did not connect within {timeout_s:.0f} s: waiting for {sorted(wanted - online.keys())} "
+                    f"and at least {minimum} in all; connected: {sorted(online)}"
                 )
             time.sleep(0.2)
 
@@ -289,8 +335,9 @@ class ControlClient:
 
         fab_bytes = bundle.fab()
         fab = Fab(hashlib.sha256(fab_bytes).hexdigest(), fab_bytes, {})
-        response = self._client.StartRun(
-            StartRunRequest(fab=fab_to_proto(fab), override_config=user_config_to_proto({}), federation="")
+        response = self._call(
+            self._client.StartRun,
+            StartRunRequest(fab=fab_to_proto(fab), override_config=user_config_to_proto({}), federation=""),
         )
         if not response.HasField("run_id"):
             raise DeploymentError("the SuperLink refused to start the run")
@@ -299,7 +346,7 @@ class ControlClient:
     def run_status(self, run_id: int) -> RunStatus:
         from flute.engine.flower import ListRunsRequest
 
-        runs = self._client.ListRuns(ListRunsRequest(run_id=run_id)).run_dict
+        runs = self._call(self._client.ListRuns, ListRunsRequest(run_id=run_id)).run_dict
         if run_id not in runs:
             raise DeploymentError(f"the SuperLink does not know run {run_id}")
         status = runs[run_id].status
@@ -459,3 +506,21 @@ def _signal_group(pid: int, sig: signal.Signals) -> None:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def serve_until_signalled(process: ServiceProcess) -> int | None:
+    """Block until SIGINT/SIGTERM arrives (returns None) or `process` exits (returns its code).
+
+    For the `serve` commands: the service runs in its own session, so a terminal's Ctrl-C
+    reaches only this supervisor, which then stops the service cleanly.
+    """
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stop.wait(0.5):
+            if not process.alive:
+                return process.returncode
+        return None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
