@@ -151,3 +151,20 @@ def test_fewer_than_t_shares_are_independent_of_the_secret() -> None:
         [shamir.split(secret, [1, 2, 3], 3)[1] & 1 for _ in range(2000)] for secret in (bytes(32), b"\xff" * 32)
     ]
     assert all(abs(np.mean(bits) - 0.5) < 0.05 for bits in low_bits)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(3, 30), st.booleans(), st.floats(1.0, 1e6), st.integers(0, 30))
+def test_config_round_trips_and_is_revalidated(n: int, sparse: bool, clip_bound: float, scale_bits: int) -> None:
+    neighbours = 2 if sparse else None
+    holders = 3 if sparse and n > 3 else n
+    encoding = FixedPoint(clip_bound=clip_bound, scale_bits=scale_bits)
+    config = SecAggConfig("study/r", tuple(range(n)), 10, holders // 2 + 1, encoding, neighbours)
+    assert SecAggConfig.from_bytes(config.to_bytes()) == config
+
+    def threshold_then_degree(threshold: int) -> bytes:  # adjacent uint64 fields of the encoding
+        return threshold.to_bytes(8, "big") + (neighbours or 0).to_bytes(8, "big")
+
+    weakened = config.to_bytes().replace(threshold_then_degree(config.threshold), threshold_then_degree(1))
+    with pytest.raises(ConfigError, match="threshold 1 invalid"):
+        SecAggConfig.from_bytes(weakened)

@@ -175,3 +175,29 @@ def test_single_masked_input_is_statistically_uniform() -> None:
     assert np.all(np.abs(bits - 0.5) < 6 * 0.5 / np.sqrt(length))
     top_byte_counts = np.bincount((masked >> np.uint64(56)).astype(np.int64), minlength=256)
     assert stats.chisquare(top_byte_counts).pvalue > 1e-6
+
+
+def test_hub_state_survives_a_process_restart_between_every_stage() -> None:
+    """Engines may run each stage in a fresh hub process: save_state/restore must lose nothing."""
+    config = SecAggConfig("restart", (0, 1, 2, 3), LENGTH, threshold=3)
+    identities, enrolled = enrol_hubs(config.hub_ids)
+    server = ServerSession(config, enrolled)
+    states = {hub: ClientSession(config, hub, identities[hub], enrolled).save_state() for hub in config.hub_ids}
+    inputs = {hub: np.arange(LENGTH) * (hub + 1) for hub in config.hub_ids}
+
+    def stage(hub: int, call) -> object:
+        session = ClientSession.restore(states[hub], identities[hub], enrolled)
+        reply = call(session)
+        states[hub] = session.save_state()
+        return reply
+
+    directory = server.collect_keys(stage(hub, lambda s: s.advertise_keys()) for hub in config.hub_ids)
+    deliveries = server.route_shares(stage(hub, lambda s: s.share_keys(directory)) for hub in config.hub_ids)
+    survivors = server.collect_masked(
+        stage(hub, lambda s, hub=hub: s.masked_input(deliveries[hub], inputs[hub])) for hub in (0, 1, 2)
+    )
+    request = server.collect_confirmations(stage(hub, lambda s: s.confirm_survivors(survivors)) for hub in (0, 1, 2))
+    result = server.collect_unmask(stage(hub, lambda s: s.unmask(request)) for hub in (0, 1, 2))
+    assert np.array_equal(result.total, inputs[0] + inputs[1] + inputs[2])
+    done = ClientSession.restore(states[0], identities[0], enrolled)
+    assert done.stage is ClientStage.DONE

@@ -25,6 +25,7 @@ from flute.privacy.secagg import shamir
 from flute.privacy.secagg.config import SecAggConfig
 from flute.privacy.secagg.errors import (
     AuthenticationError,
+    ConfigError,
     InputError,
     MalformedMessageError,
     ProtocolError,
@@ -47,11 +48,12 @@ from flute.privacy.secagg.messages import (
 )
 from flute.privacy.secagg.prg import MaskExpander
 from flute.privacy.secagg.stages import StageTracker
-from flute.privacy.secagg.wire import Reader, Writer
+from flute.privacy.secagg.wire import Reader, Writer, read_id_map, write_id_map
 
 PAIRWISE_MASK = "pairwise-mask"
 SHARE_ENCRYPTION = "share-encryption"
 _SHARE_TAG = b"secagg.share-plaintext"
+_STATE_TAG = b"secagg.hub-state"
 _NONCE_BYTES = 12
 
 
@@ -83,7 +85,7 @@ class ClientSession:
         enrolled: Mapping[int, Ed25519PublicKey],
     ) -> None:
         if hub_id not in config.hub_ids:
-            raise ProtocolError(f"hub {hub_id} is not invited to round {config.round_id!r}")
+            raise ConfigError(f"hub {hub_id} is not invited to round {config.round_id!r}")
         self.config = config
         self.hub_id = hub_id
         self._identity = identity
@@ -211,6 +213,51 @@ class ClientSession:
                     if hub in self._held
                 },
             )
+
+    def save_state(self) -> bytes:
+        """Snapshot of this round's state, for engines that restart the hub process between stages.
+
+        It holds the round's secret keys and the shares entrusted to this hub: keep it on
+        the hub (e.g. its Flower context state), never send it anywhere.
+        """
+        writer = Writer(_STATE_TAG).blob(self.config.to_bytes()).u64(self.hub_id)
+        writer.text(self._stages.current.name).text(self._stages.abort_reason or "")
+        writer.blob(self._cipher_keys.private_bytes()).blob(self._mask_keys.private_bytes()).blob(self._seed)
+        write_id_map(writer, {hub: advertisement.to_bytes() for hub, advertisement in self._peers.items()})
+        write_id_map(
+            writer,
+            {
+                hub: shamir.share_to_bytes(held.key_share) + shamir.share_to_bytes(held.seed_share)
+                for hub, held in self._held.items()
+            },
+        )
+        return writer.u64_list(self._confirmed_survivors).u64(self.clipped_values).to_bytes()
+
+    @classmethod
+    def restore(
+        cls, state: bytes, identity: Ed25519PrivateKey, enrolled: Mapping[int, Ed25519PublicKey]
+    ) -> ClientSession:
+        """The session `save_state` captured, continuing at the stage where it stopped."""
+        reader = Reader(state, _STATE_TAG)
+        session = cls(SecAggConfig.from_bytes(reader.blob()), reader.u64(), identity, enrolled)
+        stage_name, abort_reason = reader.text(), reader.text()
+        if stage_name not in ClientStage.__members__:
+            raise MalformedMessageError(f"saved hub state names unknown stage {stage_name!r}")
+        session._stages.current = ClientStage[stage_name]
+        session._stages.abort_reason = abort_reason or None
+        session._cipher_keys = RoundKeyPair.from_private_bytes(reader.blob())
+        session._mask_keys = RoundKeyPair.from_private_bytes(reader.blob())
+        session._seed = reader.blob()
+        session._peers = {hub: KeyAdvertisement.from_bytes(raw) for hub, raw in read_id_map(reader).items()}
+        size = shamir.SHARE_BYTES
+        session._held = {
+            hub: HeldShares(shamir.share_from_bytes(raw[:size]), shamir.share_from_bytes(raw[size:]))
+            for hub, raw in read_id_map(reader).items()
+        }
+        session._confirmed_survivors = reader.u64_list()
+        session.clipped_values = reader.u64()
+        reader.finish()
+        return session
 
     def _check_round(self, round_id: str, what: str) -> None:
         if round_id != self.config.round_id:

@@ -8,15 +8,19 @@ would let too few hubs reveal a secret is refused before any data is touched.
 from __future__ import annotations
 
 import hashlib
+import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 
 from flute.privacy.secagg.errors import ConfigError
 from flute.privacy.secagg.fixed_point import FixedPoint
 from flute.privacy.secagg.graph import NeighbourGraph
+from flute.privacy.secagg.wire import Reader, Writer
 
 DEFAULT_ENCODING = FixedPoint(clip_bound=2.0**20, scale_bits=24)
 _MAX_HUB_ID = 2**64 - 2  # the Shamir evaluation point hub_id + 1 must fit in 64 bits
+_TAG = b"secagg.config"
+_FLOAT = struct.Struct(">d")
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,27 @@ class SecAggConfig:
                 f"so t must satisfy max(2, {smallest // 2 + 1}) <= t <= {smallest} (above half the holders, so no "
                 f"two disjoint groups of t hubs exist to reveal a hub's mask seed and its key separately)"
             )
+
+    def to_bytes(self) -> bytes:
+        """Canonical form, so the aggregator can announce the round and hubs can store it."""
+        writer = Writer(_TAG).text(self.round_id).u64_list(self.hub_ids).u64(self.vector_length)
+        writer.u64(self.threshold).u64(self.neighbours or 0)
+        return writer.blob(_FLOAT.pack(self.encoding.clip_bound)).u64(self.encoding.scale_bits).to_bytes()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> SecAggConfig:
+        """Decode and re-validate (every check of the constructor runs again)."""
+        reader = Reader(data, _TAG)
+        round_id, hub_ids, length, threshold, neighbours = (
+            reader.text(), reader.u64_list(), reader.u64(), reader.u64(), reader.u64()
+        )
+        raw_bound = reader.blob()
+        if len(raw_bound) != _FLOAT.size:
+            raise ConfigError(f"clip bound must be an 8-byte float, got {len(raw_bound)} bytes")
+        (clip_bound,) = _FLOAT.unpack(raw_bound)
+        encoding = FixedPoint(clip_bound=clip_bound, scale_bits=reader.u64())
+        reader.finish()
+        return cls(round_id, hub_ids, length, threshold, encoding, neighbours or None)
 
     @cached_property
     def graph(self) -> NeighbourGraph:
