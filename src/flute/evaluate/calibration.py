@@ -19,7 +19,7 @@ import numpy as np
 
 from flute.evaluate.discrimination import Z_975
 from flute.evaluate.grid import expit
-from flute.evaluate.logistic import LogisticFit, fit_weighted_logistic
+from flute.evaluate.logistic import LogisticFit, LogisticFitError, fit_weighted_logistic
 from flute.evaluate.summary import ScoreSummary
 
 
@@ -88,8 +88,24 @@ def _estimate(fit: LogisticFit, index: int) -> Estimate:
     return Estimate(float(fit.coefficients[index]), float(fit.standard_errors[index]))
 
 
+def _outcomes_separated(points: WeightedPoints) -> bool:
+    """True when a cut on x puts every event on one side and every non-event on the other
+    (ties at the cut included): the slope's likelihood then has no finite maximum."""
+    present = points.weights > 0
+    events = points.x[present & (points.y == 1)]
+    nonevents = points.x[present & (points.y == 0)]
+    if events.size == 0 or nonevents.size == 0:
+        return False  # reported by the fitter as a missing outcome class
+    return bool(events.min() >= nonevents.max() or nonevents.min() >= events.max())
+
+
 def fit_calibration(points: WeightedPoints) -> CalibrationFit:
     """Calibration intercept (offset model) and slope on weighted points (bins or raw patients)."""
+    if _outcomes_separated(points):
+        raise LogisticFitError(
+            "the predicted risks separate the outcomes (every csPCa case scores at or above every "
+            "non-case, or the reverse), so the calibration slope is infinite and not estimable"
+        )
     ones = np.ones((points.x.size, 1))
     in_the_large = fit_weighted_logistic(ones, points.y, points.weights, offset=points.x)
     slope_model = fit_weighted_logistic(np.column_stack((ones, points.x)), points.y, points.weights)

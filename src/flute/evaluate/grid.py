@@ -8,7 +8,8 @@ Why a logit-scale grid: predicted risks of a good csPCa model pile up near 0 and
 uniform grid on [0, 1] would lump many patients with very different odds into one bin. On the
 logit scale equal-width bins give the same relative resolution everywhere. Bin width
 w = 2 * logit_limit / n_bins (0.004 logit units with the defaults, i.e. a risk of 0.15 is
-resolved to about +-0.0003).
+resolved to about +-0.0003). The logit limit of +-20 (risks 2e-9 ... 1 - 2e-9) keeps even very
+confident models out of the open-ended tail bins, where distinct scores would be merged.
 
 Why edges are snapped onto whole-percent risks: decision-curve net benefit and the operating
 point at the 15 % biopsy threshold classify a patient as "biopsy" when risk >= threshold. If the
@@ -48,8 +49,8 @@ class ScoreGrid:
     1e-9 and one of 1e-7 are clinically the same statement).
     """
 
-    n_bins: int = 8000
-    logit_limit: float = 16.0
+    n_bins: int = 10_000
+    logit_limit: float = 20.0
     exact_risks: tuple[float, ...] = field(default=WHOLE_PERCENT_RISKS)
 
     def __post_init__(self) -> None:
@@ -60,8 +61,8 @@ class ScoreGrid:
         bad = [r for r in self.exact_risks if not 0.0 < r < 1.0]
         if bad:
             raise ValueError(f"ScoreGrid: exact_risks must lie strictly between 0 and 1, got {bad}")
-        edges = self.edges
-        if not np.all(np.diff(edges) > 0):
+        snapped = [self._nearest_edge(risk) for risk in self.exact_risks]
+        if len(set(snapped)) != len(snapped) or not np.all(np.diff(self.edges) > 0):
             raise ValueError(
                 "ScoreGrid: exact_risks are too close together for the bin width "
                 f"{self.bin_width:.4g} (two risks would snap onto the same edge); "
@@ -82,14 +83,16 @@ class ScoreGrid:
         interior = -self.logit_limit + self.bin_width * np.arange(1, self.n_bins)
         edges = np.concatenate(([0.0], expit(interior), [1.0]))
         for risk in self.exact_risks:
-            k = int(np.rint((float(logit(risk)) + self.logit_limit) / self.bin_width))
-            if not 1 <= k <= self.n_bins - 1:
-                raise ValueError(
-                    f"ScoreGrid: exact risk {risk} lies outside the logit range +-{self.logit_limit}"
-                )
-            edges[k] = risk
+            edges[self._nearest_edge(risk)] = risk
         edges.setflags(write=False)
         return edges
+
+    def _nearest_edge(self, risk: float) -> int:
+        """Index of the uniform interior edge nearest to `risk` on the logit scale."""
+        k = int(np.rint((float(logit(risk)) + self.logit_limit) / self.bin_width))
+        if not 1 <= k <= self.n_bins - 1:
+            raise ValueError(f"ScoreGrid: exact risk {risk} lies outside the logit range +-{self.logit_limit}")
+        return k
 
     @property
     def min_risk(self) -> float:

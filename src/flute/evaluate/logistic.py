@@ -76,7 +76,10 @@ def fit_weighted_logistic(
         try:
             step = np.linalg.solve(information, gradient)
         except np.linalg.LinAlgError as error:
-            raise LogisticFitError(f"logistic fit: information matrix is singular ({error})") from error
+            raise LogisticFitError(
+                f"logistic fit: information matrix is singular ({error}); the fitted risks saturated at "
+                "0/1, typically because the predictor values separate the outcomes"
+            ) from error
         scale = 1.0
         while True:
             candidate = beta + scale * step
@@ -92,7 +95,10 @@ def fit_weighted_logistic(
         if change < tolerance:
             mu = expit(eta)
             information = (design * (weights * mu * (1.0 - mu))[:, None]).T @ design
-            return LogisticFit(beta, np.linalg.inv(information), iteration)
+            covariance = np.linalg.pinv(information)
+            if np.all(np.isfinite(covariance)) and np.all(np.diag(covariance) < 1e8):
+                return LogisticFit(beta, covariance, iteration)
+            break  # the likelihood went flat because fitted risks saturated at 0/1: no finite MLE
     raise LogisticFitError(
         "logistic fit did not converge: the predicted risks (quasi-)perfectly separate the outcomes, "
         "so the calibration model has no finite estimate"

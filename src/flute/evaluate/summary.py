@@ -31,8 +31,8 @@ from flute.evaluate.grid import ScoreGrid
 LOGIT_SUM_SCALE = 2**24
 """Fixed-point scale of released logit sums: one unit is 6e-8 on the logit scale.
 
-With logits clipped to +-16 a patient contributes at most 2.7e8 units, so int64 sums are safe
-for more than 3e10 patients per bin."""
+With logits clipped to +-20 a patient contributes at most 3.4e8 units, so int64 sums are safe
+for more than 2e10 patients per bin."""
 
 _ARRAY_NAMES = ("event_counts", "nonevent_counts", "event_logit_sums", "nonevent_logit_sums")
 
@@ -167,13 +167,13 @@ def summarise_scores(y: np.ndarray, p: np.ndarray, grid: ScoreGrid) -> ScoreSumm
     bad_y = np.flatnonzero(~np.isin(y, (0, 1)))
     if bad_y.size:
         raise ValueError(
-            f"summarise_scores: outcome y[{bad_y[0]}] = {y[bad_y[0]]!r} is not 0 or 1 "
+            f"summarise_scores: outcome y[{bad_y[0]}] = {y[bad_y[0]]} is not 0 or 1 "
             f"({bad_y.size} such values); drop unlabelled patients before scoring"
         )
     bad_p = np.flatnonzero(~(np.isfinite(p) & (p >= 0.0) & (p <= 1.0)))
     if bad_p.size:
         raise ValueError(
-            f"summarise_scores: predicted risk p[{bad_p[0]}] = {p[bad_p[0]]!r} is not a probability in [0, 1] "
+            f"summarise_scores: predicted risk p[{bad_p[0]}] = {p[bad_p[0]]} is not a probability in [0, 1] "
             f"({bad_p.size} such values); check the model output (missing predictors must be imputed first)"
         )
     events = y.astype(bool)
