@@ -78,14 +78,10 @@ def open_data_source(node_config: Mapping[str, object]) -> Iterator[StudyDataSou
     home = node_config.get(HUB_HOME_KEY)
     if not isinstance(home, str) or not home:
         raise DataSourceError(f"node config lacks {HUB_HOME_KEY!r}: start the hub with --node-config '{HUB_HOME_KEY}=\"DIR\"'")
-    from flute.hub.home import load_config
-    from flute.hub.store import HubStore
+    from flute.hub.node import open_hub
 
-    store = HubStore.open(load_config(Path(home)).db_url)
-    try:
-        yield store
-    finally:
-        store.close()
+    with open_hub(Path(home)) as hub:
+        yield hub.store
 
 
 def hub_name(node_config: Mapping[str, object]) -> str:

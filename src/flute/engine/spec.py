@@ -131,7 +131,7 @@ class EvaluationSpec(_Strict):
 
     cv_folds: int = Field(default=5, ge=0, le=20)
     leave_one_hub_out: bool = True
-    score_bins: int = Field(default=8000, ge=100, le=100_000)
+    score_bins: int = Field(default=8000, ge=1000, le=100_000)
 
     @field_validator("cv_folds")
     @classmethod
