@@ -36,13 +36,10 @@ LENGTH = 1_000_000
 HUB = 0
 
 
-def median_ms(action: Callable[[], object], repeats: int) -> float:
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples)
+def timed_ms(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return (time.perf_counter() - start) * 1e3
 
 
 def prepared_round(round_no: int) -> tuple[ServerSession, dict[int, ClientSession], dict, dict[str, int]]:
@@ -59,25 +56,17 @@ def prepared_round(round_no: int) -> tuple[ServerSession, dict[int, ClientSessio
     return server, hubs, deliveries, sent
 
 
-def flute_masking_ms(x: np.ndarray, repeats: int) -> float:
-    samples = []
-    for round_no in range(repeats):
-        _, hubs, deliveries, _ = prepared_round(round_no)
-        samples.append(median_ms(lambda: hubs[HUB].masked_input(deliveries[HUB], x), 1))
-    return statistics.median(samples)
-
-
-def physical_limit_ms(x: np.ndarray, repeats: int) -> dict[str, float]:
+def limit_actions(x: np.ndarray) -> dict[str, Callable[[], object]]:
+    """The work any masking of 10 masks over 1e6 values must do, on preallocated buffers."""
     zeros = bytes(8 * LENGTH)
     keystream = bytearray(8 * LENGTH + 15)
     accumulator = np.zeros(LENGTH, dtype=np.uint64)
+    mask = np.frombuffer(keystream, dtype=np.uint64, count=LENGTH)
     key = os.urandom(32)
 
     def aes_ctr() -> None:
         for _ in range(N_HUBS):
             Cipher(algorithms.AES(key), modes.CTR(bytes(16))).encryptor().update_into(zeros, keystream)
-
-    mask = np.frombuffer(keystream, dtype=np.uint64, count=LENGTH)
 
     def modular_adds() -> None:
         for _ in range(N_HUBS):
@@ -86,22 +75,32 @@ def physical_limit_ms(x: np.ndarray, repeats: int) -> dict[str, float]:
     def encode() -> None:
         np.rint(x * float(2**24)).astype(np.int64)
 
-    actions = {"aes_ctr": aes_ctr, "add": modular_adds, "encode": encode}
-    parts = {name: median_ms(action, repeats) for name, action in actions.items()}
-    parts["total"] = sum(parts.values())
-    return parts
+    return {"aes_ctr": aes_ctr, "add": modular_adds, "encode": encode}
 
 
-def flower_mask_expansion_ms(repeats: int) -> float:
+def expansion_actions() -> dict[str, Callable[[], object]]:
+    """Ten mask expansions of 1e6 values: FLUTE's AES-CTR expander and Flower's pseudo_rand_gen."""
     from flwr.common.secure_aggregation.secaggplus_utils import pseudo_rand_gen
 
-    seed = os.urandom(32)
-    return median_ms(lambda: [pseudo_rand_gen(seed, 2**32, [(LENGTH,)]) for _ in range(N_HUBS)], repeats)
-
-
-def flute_mask_expansion_ms(repeats: int) -> float:
     expander, seed = MaskExpander(LENGTH), os.urandom(32)
-    return median_ms(lambda: [expander.expand(seed) for _ in range(N_HUBS)], repeats)
+    return {
+        "flute_expand": lambda: [expander.expand(seed) for _ in range(N_HUBS)],
+        "flower_expand": lambda: [pseudo_rand_gen(seed, 2**32, [(LENGTH,)]) for _ in range(N_HUBS)],
+    }
+
+
+def measure(x: np.ndarray, repeats: int) -> dict[str, float]:
+    """Medians over repeats; each repeat times FLUTE and the limit back to back (shared-CPU noise)."""
+    actions = limit_actions(x) | expansion_actions()
+    samples: dict[str, list[float]] = {name: [] for name in [*actions, "limit", "mask", "ratio"]}
+    for round_no in range(repeats):
+        _, hubs, deliveries, _ = prepared_round(round_no)
+        for name, action in actions.items():
+            samples[name].append(timed_ms(action))
+        samples["mask"].append(timed_ms(lambda: hubs[HUB].masked_input(deliveries[HUB], x)))
+        samples["limit"].append(sum(samples[name][-1] for name in ("aes_ctr", "add", "encode")))
+        samples["ratio"].append(samples["mask"][-1] / samples["limit"][-1])
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 def upload_bytes_per_hub(x: np.ndarray) -> dict[str, int]:
@@ -126,22 +125,19 @@ def main() -> None:
     args = parser.parse_args()
     x = np.random.default_rng(0).normal(0.0, 1.0, LENGTH)
 
-    limit = physical_limit_ms(x, args.repeats)
-    mask_ms = flute_masking_ms(x, args.repeats)
-    ours_expand = flute_mask_expansion_ms(args.repeats)
-    flower_expand = flower_mask_expansion_ms(args.repeats)
+    m = measure(x, args.repeats)
     sent = upload_bytes_per_hub(x)
     upload = sum(sent.values())
     key_material = upload - sent["masked_input"]
 
-    print(f"secure aggregation masking, {N_HUBS} hubs (complete graph), {LENGTH:.0e} values, median of {args.repeats}")
+    print(f"secure aggregation masking, {N_HUBS} hubs (complete graph), {LENGTH:.0e} values, median of {args.repeats} (ratio: median of per-repeat ratios)")
     print(f"{'':38}{'FLUTE':>12}{'limit':>12}{'ratio':>8}")
-    print(f"{'masked_input per hub (ms)':38}{mask_ms:12.2f}{limit['total']:12.2f}{mask_ms / limit['total']:8.2f}")
-    print(f"{'  limit: AES-256-CTR 10 x 8 MB (ms)':38}{'':12}{limit['aes_ctr']:12.2f}")
-    print(f"{'  limit: 10 uint64 adds (ms)':38}{'':12}{limit['add']:12.2f}")
-    print(f"{'  limit: fixed-point encode (ms)':38}{'':12}{limit['encode']:12.2f}")
+    print(f"{'masked_input per hub (ms)':38}{m['mask']:12.2f}{m['limit']:12.2f}{m['ratio']:8.2f}")
+    print(f"{'  limit: AES-256-CTR 10 x 8 MB (ms)':38}{'':12}{m['aes_ctr']:12.2f}")
+    print(f"{'  limit: 10 uint64 adds (ms)':38}{'':12}{m['add']:12.2f}")
+    print(f"{'  limit: fixed-point encode (ms)':38}{'':12}{m['encode']:12.2f}")
     print(f"{'':38}{'FLUTE':>12}{'Flower':>12}{'ratio':>8}")
-    print(f"{'10 mask expansions (ms)':38}{ours_expand:12.2f}{flower_expand:12.2f}{ours_expand / flower_expand:8.2f}")
+    print(f"{'10 mask expansions (ms)':38}{m['flute_expand']:12.2f}{m['flower_expand']:12.2f}{m['flute_expand'] / m['flower_expand']:8.2f}")
     print(f"{'':38}{'bytes':>12}{'/float64':>12}{'/float32':>8}")
     for stage, size in sent.items():
         print(f"{'  upload ' + stage:38}{size:12d}")
@@ -149,15 +145,15 @@ def main() -> None:
 
     if args.json:
         figures = {
-            "mask_ms_per_hub_10h_1e6": round(mask_ms, 3),
-            "limit_ms_per_hub_10h_1e6": round(limit["total"], 3),
-            "mask_ratio_to_limit": round(mask_ms / limit["total"], 3),
-            "limit_aes_ctr_ms_10h_1e6": round(limit["aes_ctr"], 3),
-            "limit_add_ms_10h_1e6": round(limit["add"], 3),
-            "limit_encode_ms_1e6": round(limit["encode"], 3),
-            "flute_mask_expand_ms_10h_1e6": round(ours_expand, 3),
-            "flower_mask_expand_ms_10h_1e6": round(flower_expand, 3),
-            "mask_expand_ratio_flute_to_flower": round(ours_expand / flower_expand, 3),
+            "mask_ms_per_hub_10h_1e6": round(m["mask"], 3),
+            "limit_ms_per_hub_10h_1e6": round(m["limit"], 3),
+            "mask_ratio_to_limit": round(m["ratio"], 3),
+            "limit_aes_ctr_ms_10h_1e6": round(m["aes_ctr"], 3),
+            "limit_add_ms_10h_1e6": round(m["add"], 3),
+            "limit_encode_ms_1e6": round(m["encode"], 3),
+            "flute_mask_expand_ms_10h_1e6": round(m["flute_expand"], 3),
+            "flower_mask_expand_ms_10h_1e6": round(m["flower_expand"], 3),
+            "mask_expand_ratio_flute_to_flower": round(m["flute_expand"] / m["flower_expand"], 3),
             "upload_bytes_per_hub_10h_1e6": upload,
             "key_material_bytes_per_hub_10h_1e6": key_material,
             "bytes_ratio_10h_1e6": round(upload / (8 * LENGTH), 5),

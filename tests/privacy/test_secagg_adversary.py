@@ -152,3 +152,15 @@ def test_stages_must_run_in_order() -> None:
         hubs[1].unmask(UnmaskRequest("study/run/7", HUBS, (), ()))
     with pytest.raises(ProtocolError, match="belongs to stage"):
         server.collect_masked([])
+
+
+def test_malformed_masked_input_is_recorded_and_its_sender_treated_as_dropped() -> None:
+    _, server, hubs = make_round()
+    deliveries = advance_to_masked(hubs, server)
+    masked = [hubs[hub].masked_input(deliveries[hub], np.full(LENGTH, float(hub))) for hub in HUBS]
+    masked[4] = dataclasses.replace(masked[4], values=masked[4].values[:-1])  # hub 5 sends a short vector
+    survivors = server.collect_masked(masked)
+    assert survivors.survivors == (1, 2, 3, 4) and "shape" in server.rejected[5]
+    request = server.collect_confirmations(hubs[hub].confirm_survivors(survivors) for hub in survivors.survivors)
+    result = server.collect_unmask(hubs[hub].unmask(request) for hub in survivors.survivors)
+    assert np.array_equal(result.total, np.full(LENGTH, 1.0 + 2 + 3 + 4))

@@ -134,13 +134,13 @@ class ServerSession:
             for masked in inputs:
                 if not self._admissible(masked.hub_id, self._sharers, self._masked, "a masked input"):
                     continue
-                if masked.round_id != self.config.round_id or masked.values.shape != (self.config.vector_length,):
+                expected = (self.config.round_id, (self.config.vector_length,), np.dtype(np.uint64))
+                found = (masked.round_id, masked.values.shape, masked.values.dtype)
+                if found != expected:
                     self._reject(
                         masked.hub_id,
                         SecAggError(
-                            f"masked input of hub {masked.hub_id} has round {masked.round_id!r} and shape "
-                            f"{masked.values.shape}; expected {self.config.round_id!r} "
-                            f"and ({self.config.vector_length},)"
+                            f"masked input of hub {masked.hub_id} has (round, shape, dtype) {found}; expected {expected}"
                         ),
                     )
                     continue
