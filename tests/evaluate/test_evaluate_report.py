@@ -24,7 +24,7 @@ from flute.evaluate import (
 from flute.evaluate.grid import expit
 from flute.evaluate.tables import format_auroc, format_estimate, format_percent
 
-from .conftest import realistic_cspca
+from .score_distributions import realistic_cspca
 
 SITES = {"Vall d'Hebron": 1963, "IRST Meldola": 400, "CHU Liege": 700}
 PIRADS_RISK = np.array([0.06, 0.05, 0.19, 0.54, 0.84])

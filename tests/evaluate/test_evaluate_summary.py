@@ -92,3 +92,10 @@ def test_grid_rejects_thresholds_off_its_edges_and_bad_parameters() -> None:
         ScoreGrid(n_bins=100, exact_risks=(0.15, 0.151))
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         ScoreGrid(exact_risks=(1.0,))
+
+
+def test_arrays_summed_with_the_wrong_modulus_are_detected() -> None:
+    arrays = summarise_scores(np.array([0, 1]), np.array([1e-12, 0.8]), GRID).to_arrays()
+    wrapped = {**arrays, "nonevent_logit_sums": arrays["nonevent_logit_sums"] % 2**32}
+    with pytest.raises(ValueError, match="inconsistent with nonevent_counts"):
+        ScoreSummary.from_arrays(wrapped, GRID)

@@ -46,7 +46,7 @@ class ScoreGrid:
     `n_bins` bins cover [0, 1]. The interior edges are uniform on the logit scale over
     [-logit_limit, logit_limit]; the first and last bins are open-ended tails. Predicted risks
     beyond the limit are treated as risks *at* the limit for calibration (a predicted risk of
-    1e-9 and one of 1e-7 are clinically the same statement).
+    1e-12 and one of 1e-10 are clinically the same statement).
     """
 
     n_bins: int = 10_000

@@ -32,10 +32,9 @@ def _embed(title: str, png: bytes) -> EmbeddedFigure:
 
 def report_figures(report: ValidationReport) -> tuple[EmbeddedFigure, ...]:
     """ROC curves (sites + pooled), calibration plots (per site + pooled) and decision curves."""
-    results = (*report.sites, report.pooled)
     return (
-        _embed("ROC curves per hospital and pooled", roc_png(results)),
-        _embed("Calibration per hospital and pooled", calibration_png(results)),
+        _embed("ROC curves per hospital and pooled", roc_png(report.sites, report.pooled)),
+        _embed("Calibration per hospital and pooled", calibration_png((*report.sites, report.pooled))),
         _embed("Decision curves", decision_curve_png(report)),
     )
 

@@ -31,15 +31,14 @@ def _png(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def roc_png(results: Sequence[NamedResult]) -> bytes:
-    """ROC curves of every given result (sites and pooled) on one axis."""
+def roc_png(sites: Sequence[NamedResult], pooled: NamedResult) -> bytes:
+    """ROC curves of every site and (bold) of the pooled patients on one axis."""
     figure = _new_figure(5.5, 5.0)
     axis = figure.add_subplot()
-    for result in results:
+    for result, width in (*((site, 1.2) for site in sites), (pooled, 2.5)):
         curve = roc_curve(result.summary)
         axis.plot(curve.false_positive_rate, curve.true_positive_rate,
-                  label=f"{result.name} (AUROC {result.metrics.auroc.value:.3f})",
-                  linewidth=2.5 if result.name == "Pooled" else 1.2)
+                  label=f"{result.name} (AUROC {result.metrics.auroc.value:.3f})", linewidth=width)
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axis.set(xlabel="1 - specificity", ylabel="Sensitivity", xlim=(0, 1), ylim=(0, 1), title="ROC curves")
     axis.legend(loc="lower right", fontsize="small")

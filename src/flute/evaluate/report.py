@@ -136,10 +136,11 @@ def _evaluate(item: NamedSummary, thresholds: Sequence[float], operating_thresho
 
 
 def _pooled_missing_percent(sites: Sequence[NamedSummary]) -> float | None:
-    if any(site.missing_percent is None for site in sites):
+    """Patient-weighted mean of the sites' missing-data shares (None if any site did not report)."""
+    shares = [(site.missing_percent, site.summary.n) for site in sites]
+    if any(share is None for share, _ in shares):
         return None
-    total = sum(site.summary.n for site in sites)
-    return sum(site.missing_percent * site.summary.n for site in sites) / total  # type: ignore[operator]
+    return sum(share * n for share, n in shares if share is not None) / sum(n for _, n in shares)
 
 
 def _heterogeneity(sites: Sequence[NamedResult]) -> Heterogeneity | None:

@@ -56,8 +56,8 @@ class ScoreSummary:
         for name in _ARRAY_NAMES:
             array = getattr(self, name)
             if not isinstance(array, np.ndarray) or array.dtype != np.int64:
-                raise TypeError(f"ScoreSummary.{name} must be an int64 numpy array, got {type(array).__name__} "
-                                f"{getattr(array, 'dtype', '')}")
+                found = f"{type(array).__name__} of {getattr(array, 'dtype', 'no dtype')}"
+                raise TypeError(f"ScoreSummary.{name} must be an int64 numpy array, got a {found}")
             if array.shape != (self.grid.n_bins,):
                 raise ValueError(
                     f"ScoreSummary.{name} has shape {array.shape} but the grid has {self.grid.n_bins} bins; "
@@ -66,9 +66,20 @@ class ScoreSummary:
             owned = array.copy()
             owned.setflags(write=False)
             object.__setattr__(self, name, owned)
-        for name in ("event_counts", "nonevent_counts"):
-            if np.any(getattr(self, name) < 0):
-                raise ValueError(f"ScoreSummary.{name} has negative counts; counts must be exact and non-negative")
+        limit = self.grid.logit_limit * LOGIT_SUM_SCALE
+        for counts_name, sums_name in (("event_counts", "event_logit_sums"), ("nonevent_counts", "nonevent_logit_sums")):
+            counts, sums = getattr(self, counts_name), getattr(self, sums_name)
+            if np.any(counts < 0):
+                raise ValueError(
+                    f"ScoreSummary.{counts_name} has negative counts; counts must be exact and non-negative"
+                )
+            # every patient adds at most logit_limit * scale in absolute value: anything beyond
+            # means arrays were mixed up or summed with the wrong modulus
+            if np.any(np.abs(sums.astype(np.float64)) > counts * limit + 1.0):
+                raise ValueError(
+                    f"ScoreSummary.{sums_name} is inconsistent with {counts_name} (a bin's logit sum exceeds "
+                    "its count times the logit limit); check that the arrays were summed name by name as int64"
+                )
 
     @property
     def n_events(self) -> int:
