@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the real services the test suite starts on loopback: PostgreSQL (Debian).
+# Installs the real services the test suite starts on loopback: PostgreSQL (Debian) and a
+# FHIR server (Medplum fhir-router, npm; see install-fhir-test-server.sh).
 # The tests themselves start and stop the servers; this only makes the binaries present.
 set -euo pipefail
 need_apt=()
@@ -13,3 +14,4 @@ if [ ${#need_apt[@]} -gt 0 ]; then
     echo "WARNING: ${need_apt[*]} missing and not root: PostgreSQL tests will be SKIPPED" >&2
   fi
 fi
+bash "$(dirname "$0")/install-fhir-test-server.sh"
