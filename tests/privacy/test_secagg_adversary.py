@@ -164,3 +164,18 @@ def test_malformed_masked_input_is_recorded_and_its_sender_treated_as_dropped() 
     request = server.collect_confirmations(hubs[hub].confirm_survivors(survivors) for hub in survivors.survivors)
     result = server.collect_unmask(hubs[hub].unmask(request) for hub in survivors.survivors)
     assert np.array_equal(result.total, np.full(LENGTH, 1.0 + 2 + 3 + 4))
+
+
+@pytest.mark.parametrize("bad_key", [b"\x01" * 5, bytes(32)], ids=["wrong-length", "low-order-point"])
+def test_signed_but_unusable_key_is_refused_at_collection(bad_key: bytes) -> None:
+    """A hub signing a junk key must not make every peer's key agreement fail later."""
+    config = SecAggConfig("study/run/7", HUBS, LENGTH, threshold=3)
+    identities, enrolled = enrol_hubs(HUBS)
+    server = ServerSession(config, enrolled)
+    hubs = {hub: ClientSession(config, hub, identities[hub], enrolled) for hub in HUBS}
+    advertisements = [hub.advertise_keys() for hub in hubs.values()]
+    junk = dataclasses.replace(advertisements[2], mask_public=bad_key)
+    junk = dataclasses.replace(junk, signature=identities[3].sign(junk.signed_payload()))
+    directory = server.collect_keys([*advertisements[:2], junk, *advertisements[3:]])
+    assert "not a usable X25519 public key" in server.rejected[3]
+    assert len(directory.advertisements) == 4

@@ -50,6 +50,18 @@ def public_key_bytes(key: X25519PublicKey | Ed25519PublicKey) -> bytes:
     return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
+def check_round_public_key(public: bytes, what: str) -> None:
+    """Raise AuthenticationError unless `public` is a usable X25519 key (32 bytes, not low order).
+
+    Checked when keys are advertised, so one hub's bad key is refused up front instead of
+    failing every peer's key agreement later.
+    """
+    try:
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(public))
+    except ValueError as exc:
+        raise AuthenticationError(f"{what} is not a usable X25519 public key: {exc}") from exc
+
+
 def derive_pair_key(
     own: RoundKeyPair, peer_public: bytes, purpose: str, round_id: str, own_id: int, peer_id: int
 ) -> bytes:

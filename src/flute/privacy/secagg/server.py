@@ -23,7 +23,7 @@ from flute.privacy.secagg.client import PAIRWISE_MASK
 from flute.privacy.secagg.config import SecAggConfig
 from flute.privacy.secagg.errors import AuthenticationError, SecAggError, ThresholdError
 from flute.privacy.secagg.identity import check_advertisement, enrolled_key
-from flute.privacy.secagg.keys import RoundKeyPair, derive_pair_key, verify
+from flute.privacy.secagg.keys import RoundKeyPair, check_round_public_key, derive_pair_key, verify
 from flute.privacy.secagg.messages import (
     EncryptedShares,
     KeyAdvertisement,
@@ -84,6 +84,9 @@ class ServerSession:
                     continue
                 try:
                     check_advertisement(advertisement, self.config, self._enrolled)
+                    # once, here, so hubs need no trial key agreement per peer
+                    check_round_public_key(advertisement.cipher_public, f"hub {advertisement.hub_id}'s cipher key")
+                    check_round_public_key(advertisement.mask_public, f"hub {advertisement.hub_id}'s mask key")
                 except AuthenticationError as exc:
                     self._reject(advertisement.hub_id, exc)
                     continue

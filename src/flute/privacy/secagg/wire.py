@@ -55,12 +55,10 @@ class Reader:
     def __init__(self, data: bytes, tag: bytes) -> None:
         self._data = memoryview(data)
         self._offset = 0
+        self._tag = tag
         found = self.blob()
         if found != tag:
-            raise MalformedMessageError(
-                f"expected a {tag.decode(errors='replace')!r} message, got tag {found[:32]!r}"
-            )
-        self._tag = tag
+            raise MalformedMessageError(f"expected a {self._tag_name()!r} message, got tag {found[:32]!r}")
 
     def _take(self, size: int) -> memoryview:
         end = self._offset + size
@@ -74,7 +72,7 @@ class Reader:
         return chunk
 
     def _tag_name(self) -> str:
-        return getattr(self, "_tag", b"?").decode(errors="replace")
+        return self._tag.decode(errors="replace")
 
     def u64(self) -> int:
         return int(_U64.unpack(self._take(_U64.size))[0])
