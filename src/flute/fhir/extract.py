@@ -175,12 +175,14 @@ class _Records:
         self.family_history: list[_Reading[bool]] = []
 
     def add(self, resource: dict[str, Any], order: int) -> None:
-        if not isinstance(resource, dict) or resource.get("resourceType") not in SUBJECT_ELEMENT:
+        resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(resource_type, str) or resource_type not in SUBJECT_ELEMENT:
             return  # the Patient itself, and types the study does not read
         if subject_id(resource) != self.patient_id:
             self.issues.append(_issue(Severity.WARNING, "extract.other-patient", resource, f"is not about Patient/{self.patient_id}; it is left out of that patient's row", "invalid"))
             return
         status = resource.get("status")
+        status = status if isinstance(status, str) else None
         keys = matched_profiles(resource)
         source = resource_key(resource)
         if resource["resourceType"] == "Observation":

@@ -5,10 +5,10 @@ Every constraint a resource must meet is a value below, not code: the rule engin
 stable id (`psa.unit`, `biopsy.category`, ...) that appears in every Issue it raises.
 
 How a resource is matched to a profile:
-1. If `meta.profile` names FLUTE profiles (under http://hl7.eu/fhir/ig/flute or the
-   https://flute.com base the IG's own examples use; a `|version` suffix is ignored), the
-   resource is validated against exactly those; a FLUTE profile of another resource type is
-   an error, an unknown FLUTE profile name a warning.
+1. If `meta.profile` names FLUTE profiles of its type (under http://hl7.eu/fhir/ig/flute or
+   the https://flute.com base the IG's own examples use; a `|version` suffix is ignored), the
+   resource is validated against exactly those. Naming a FLUTE profile of another resource
+   type is an error, an unknown FLUTE profile name a warning.
 2. Otherwise it is recognised by content: an Observation or Procedure by the profile's fixed
    `code`, a FamilyMemberHistory by a `condition.code` in VS-PCa, any Patient as Patient.
 3. Base rules of the resource type (id, status, required references) always apply. A

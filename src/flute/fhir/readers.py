@@ -138,7 +138,7 @@ def _skip_rest_of_line(stream: IO[bytes]) -> int:
 
 def _bundle_units(bundle: dict[str, Any], data: bytes, source: str, limits: ReadLimits) -> Iterator[ImportUnit]:
     bundle_type = bundle.get("type")
-    if bundle_type not in _BUNDLE_TYPES:
+    if not isinstance(bundle_type, str) or bundle_type not in _BUNDLE_TYPES:
         issue = _issue("reader.bundle-type", f"{source}: Bundle.type {bundle_type!r} is not a FHIR Bundle type; use transaction, batch, collection or searchset", source, "value", "Bundle.type")
         yield _failed_unit(source, source, data[:_EVIDENCE_BYTES], issue)
         return

@@ -159,5 +159,3 @@ ADMINISTRATIVE_GENDER: Final = frozenset({"male", "female", "other", "unknown"})
 #: Observation statuses that carry a final result: FHIR defines `amended` and `corrected` as
 #: revisions made after `final`, so they count as final results too.
 FINAL_RESULT_STATUS: Final = frozenset({"final", "amended", "corrected"})
-#: Statuses that mean "this record must not be used".
-VOID_STATUS: Final = frozenset({"entered-in-error", "cancelled"})

@@ -16,6 +16,7 @@ The unit of a Quantity is its UCUM `code`; a Quantity that carries only the huma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any, Final, Mapping
@@ -37,6 +38,13 @@ class UnitTable:
         """The accepted units in words, for error messages."""
         names = list({unit.lower(): unit for unit in reversed(list(self.factors))}.values())[::-1]
         return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+
+    def convert(self, value: float | int, unit: str) -> float:
+        """`value` of an accepted `unit` in the canonical unit, unrounded (for range checks)."""
+        try:
+            return float(value) * float(self.factors[unit])
+        except OverflowError:  # an integer beyond float range
+            return math.inf if value > 0 else -math.inf
 
     def harmonise(self, value: float | int, unit: str) -> float | int | None:
         """`value` in `unit` expressed in the canonical unit and rounded; None for a unit

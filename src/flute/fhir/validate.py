@@ -312,9 +312,12 @@ def _compile_quantity(
                 code = "required" if value is None else "structure"
                 got = "it is missing" if value is None else f"got {_json_type(value)}"
                 out.append((value_rule, code, ERROR, f"{full}.value", f"{full}.value must be a JSON number ({table.variable} in {table.canonical}); {got}"))
+            code, system = quantity.get("code"), quantity.get("system")
+            if code is not None and not isinstance(code, str):
+                out.append((unit_rule, "structure", ERROR, f"{full}.code", f"{full}.code must be a UCUM code string, got {_json_type(code)}; {accepted}"))
+                continue
             unit = quantity_unit(quantity)
-            code_given = isinstance(quantity.get("code"), str)
-            system = quantity.get("system")
+            code_given = code is not None
             if unit is None:
                 out.append((unit_rule, "required", ERROR, f"{full}.code", no_unit))
                 continue
@@ -328,12 +331,10 @@ def _compile_quantity(
                 out.append((code_rule, "incomplete", WARNING, f"{full}.code", f"{full} gives only the unit text {_show(unit)}; add its UCUM code (e.g. '{table.canonical}') and system {UCUM}"))
             if not is_number(value):
                 continue
-            harmonised = table.harmonise(value, unit)
-            assert harmonised is not None  # the unit was accepted above
-            if not low <= harmonised <= high:
+            if not low <= table.convert(value, unit) <= high:
                 out.append((range_rule, "value", ERROR, f"{full}.value", f"{full}.value {_show(value)} {unit} is outside the plausible {table.variable} range {low:g}..{high:g} {table.canonical}; check the value and its unit"))
             elif one_decimal and not has_at_most_one_decimal(value):
-                out.append((decimals_rule, "value", WARNING, f"{full}.value", f"{full}.value {_show(value)} has more than one decimal (IG invariant rule-1); it is stored rounded to {harmonised} {table.canonical}"))
+                out.append((decimals_rule, "value", WARNING, f"{full}.value", f"{full}.value {_show(value)} has more than one decimal (IG invariant rule-1); it is stored rounded to {table.harmonise(value, unit)} {table.canonical}"))
 
     return check_quantity
 
@@ -386,7 +387,8 @@ _TYPE_WIDE: Final[Mapping[str, tuple[_CompiledProfile, ...]]] = {
 
 
 def _claimed_profiles(resource: dict[str, Any], resource_type: str, out: Findings) -> list[_CompiledProfile] | None:
-    """FLUTE profiles named in meta.profile; None when it names none."""
+    """Known FLUTE profiles of this type named in meta.profile; None when it names none
+    (the resource is then recognised by content)."""
     meta = resource.get("meta")
     if meta is None:
         return None
@@ -399,7 +401,6 @@ def _claimed_profiles(resource: dict[str, Any], resource_type: str, out: Finding
         out.append(("resource.profile", "structure", ERROR, f"{resource_type}.meta.profile", f"{resource_type}.meta.profile must be an array of canonical URLs, got {_json_type(claimed)}"))
         return None
     selected: list[_CompiledProfile] = []
-    named_flute = False
     for url in claimed:
         if not isinstance(url, str):
             out.append(("resource.profile", "structure", ERROR, f"{resource_type}.meta.profile", f"{resource_type}.meta.profile holds {_json_type(url)}; profiles are canonical URL strings"))
@@ -408,16 +409,14 @@ def _claimed_profiles(resource: dict[str, Any], resource_type: str, out: Finding
         cp = _BY_URL.get(canonical)
         if cp is None:
             if canonical.startswith(_FLUTE_PROFILE_BASES):
-                named_flute = True
                 known = ", ".join(pr.name for pr in p.PROFILES if pr.name != "Patient")
                 out.append(("resource.profile", "not-supported", WARNING, f"{resource_type}.meta.profile", f"{resource_type}.meta.profile names {_show(url)}, which is not a FLUTE profile; known: {known}"))
             continue
-        named_flute = True
         if cp.profile.resource_type != resource_type:
             out.append(("resource.profile", "invalid", ERROR, f"{resource_type}.meta.profile", f"{resource_type}.meta.profile names {cp.profile.name}, a profile of {cp.profile.resource_type}; fix the resourceType or the profile"))
         elif cp not in selected:
             selected.append(cp)
-    return selected if named_flute else None
+    return selected or None
 
 
 def _recognised_profiles(resource: dict[str, Any], resource_type: str) -> list[_CompiledProfile]:
