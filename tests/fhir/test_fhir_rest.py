@@ -148,10 +148,27 @@ def test_bearer_token_is_sent_on_every_page(secured_server: FhirTestServer) -> N
 @pytest.mark.parametrize("headers", [None, {"Authorization": "Bearer wrong"}], ids=["no-token", "wrong-token"])
 def test_missing_or_wrong_token_is_a_clear_401_without_retries(secured_server: FhirTestServer, headers: dict[str, str] | None) -> None:
     secured_server.configure()
-    with pytest.raises(FhirServerError, match=r"HTTP 401 .*pass headers=\{'Authorization': 'Bearer <token>'\}") as caught:
+    with pytest.raises(FhirServerError, match=r"HTTP 401 .*send a valid 'Authorization: Bearer <token>' header") as caught:
         _pull(secured_server, headers=headers, **QUICK)
     assert caught.value.status == 401
     assert len(secured_server.requests()) == 1
+
+
+def test_hub_import_from_fhir_on_the_command_line(secured_server: FhirTestServer, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flute.cli.main import app
+
+    runner = CliRunner()
+    home = str(tmp_path / "hub")
+    assert runner.invoke(app, ["hub", "init", "--name", "rest-test", "--home", home]).exit_code == 0
+    refused = runner.invoke(app, ["hub", "import", "--from-fhir", secured_server.base_url, "--home", home])
+    assert refused.exit_code == 2 and "HTTP 401" in refused.output
+    header = f"Authorization: Bearer {TOKEN}"
+    done = runner.invoke(app, ["hub", "import", "--from-fhir", secured_server.base_url, "--fhir-header", header, "--home", home, "--json"])
+    assert done.exit_code == 0, done.output
+    report = orjson.loads(done.output)
+    assert (report["read"], report["stored"], report["quarantined"], report["patients_derived"]) == (7, 7, 0, 1)
 
 
 def test_an_unreachable_server_is_retried_then_reported() -> None:

@@ -30,12 +30,13 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 @contextmanager
 def _clear_errors() -> Iterator[None]:
     """Expected failures (missing hub, schema behind, bad input paths) as one clear line, exit 2."""
+    from flute.fhir.rest import FhirServerError
     from flute.hub.home import HubHomeError
     from flute.hub.store import StoreError
 
     try:
         yield
-    except (HubHomeError, StoreError, FileNotFoundError, ValueError) as exc:
+    except (HubHomeError, StoreError, FhirServerError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
 
@@ -73,7 +74,14 @@ def upgrade(home: HomeOption = None) -> None:
 
 @app.command("import")
 def import_(
-    paths: Annotated[list[Path], typer.Argument(help="FHIR Bundle (.json) or Bulk NDJSON (.ndjson) files.")],
+    paths: Annotated[list[Path] | None, typer.Argument(help="FHIR Bundle (.json) or Bulk NDJSON (.ndjson) files.")] = None,
+    from_fhir: Annotated[
+        str | None, typer.Option("--from-fhir", help="Instead of files, search a FHIR server: its base URL, e.g. https://host/fhir/R4.")
+    ] = None,
+    fhir_header: Annotated[
+        list[str] | None,
+        typer.Option("--fhir-header", help="HTTP header for --from-fhir, 'Name: value' (repeatable), e.g. \"Authorization: Bearer $TOKEN\"."),
+    ] = None,
     home: HomeOption = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Entries committed per transaction.")] = 2000,
     as_json: JsonOption = False,
@@ -82,8 +90,17 @@ def import_(
     from flute.hub.home import resolve_home
     from flute.hub.node import open_hub
 
+    if bool(paths) == bool(from_fhir):
+        typer.echo("error: give FHIR files or --from-fhir URL (one of the two)", err=True)
+        raise typer.Exit(2)
     with _clear_errors(), open_hub(resolve_home(home)) as hub:
-        report = hub.import_paths(paths, chunk_entries=chunk_size)
+        if from_fhir:
+            from flute.fhir.rest import iter_units_from_server
+
+            units = iter_units_from_server(from_fhir, headers=_headers(fhir_header or []))
+            report = hub.import_units(units, from_fhir, chunk_entries=chunk_size)
+        else:
+            report = hub.import_paths(paths or [], chunk_entries=chunk_size)
     if as_json:
         _print_json(report.to_json())
         return
@@ -93,6 +110,17 @@ def import_(
     )
     _print_counts("quarantine reasons by rule", report.quarantined_by_rule)
     _print_counts("derivation findings by rule", report.derivation_issues_by_rule)
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    """'Name: value' lines as a header mapping (ValueError names the malformed one)."""
+    headers = {}
+    for line in lines:
+        name, separator, value = line.partition(":")
+        if not separator or not name.strip():
+            raise ValueError(f"--fhir-header {line!r} is not 'Name: value' (e.g. 'Authorization: Bearer TOKEN')")
+        headers[name.strip()] = value.strip()
+    return headers
 
 
 def _print_counts(title: str, counts: dict[str, int]) -> None:

@@ -39,7 +39,7 @@ _RESOURCE_TYPE: Final = re.compile(r"[A-Z][A-Za-z]+")
 _TRANSIENT_STATUS: Final = frozenset({429, 500, 502, 503, 504})
 _FIX_BY_STATUS: Final[Mapping[int, str]] = {
     400: "the server rejected the search parameters; check that it supports _count searches on this resource type",
-    401: "the server requires authentication: pass headers={'Authorization': 'Bearer <token>'} with a valid token",
+    401: "the server requires authentication: send a valid 'Authorization: Bearer <token>' header (headers= in Python, --fhir-header on the command line)",
     403: "the credentials are valid but may not read this resource type; ask the server's administrator for read access",
     404: "nothing is served there: check that base_url is the FHIR base (e.g. https://host/fhir/R4) and that the server supports this resource type",
     410: "the server says this endpoint is gone; ask its administrator for the current FHIR base URL",
