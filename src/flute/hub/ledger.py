@@ -157,8 +157,11 @@ class PrivacyLedger:
                     .where(budget.epsilon_charged <= epsilon_total, budget.delta_charged <= delta_total)
                     .values(epsilon_total=epsilon_total, delta_total=delta_total, updated_at=now)
                 ).rowcount
-                exists = connection.execute(select(budget.id).where(budget.study == study, budget.dataset == dataset)).first()
-                if not changed and exists is None:
+                below_charges = bool(
+                    not changed
+                    and connection.execute(select(budget.id).where(budget.study == study, budget.dataset == dataset)).first()
+                )
+                if not changed and not below_charges:
                     connection.execute(
                         insert(PrivacyBudgetRecord).values(
                             study=study, dataset=dataset, epsilon_total=epsilon_total, delta_total=delta_total,
@@ -167,7 +170,7 @@ class PrivacyLedger:
                     )
         except IntegrityError as exc:
             raise LedgerError(f"the budget of study {study!r} on dataset {dataset!r} was created concurrently; run the command again") from exc
-        if not changed and exists is not None:
+        if below_charges:
             current = self.budget(study, dataset)
             raise LedgerError(
                 f"cannot set the budget of study {study!r} on dataset {dataset!r} to epsilon={epsilon:g}, delta={delta:g}: "
@@ -200,7 +203,7 @@ class PrivacyLedger:
                     insert(PrivacyChargeRecord)
                     .values(
                         budget_id=budget_id, operation=operation, epsilon=epsilon, delta=delta, unit=cost.unit,
-                        mechanism=cost.mechanism, details=json.dumps(dict(cost.details), sort_keys=True),
+                        mechanism=cost.mechanism, details=json.dumps(dict(cost.details), sort_keys=True, default=str),
                         status=ChargeStatus.RESERVED.value, holder=f"{socket.gethostname()}:{os.getpid()}", reserved_at=now,
                     )
                     .returning(PrivacyChargeRecord.id)
