@@ -179,3 +179,19 @@ def test_signed_but_unusable_key_is_refused_at_collection(bad_key: bytes) -> Non
     directory = server.collect_keys([*advertisements[:2], junk, *advertisements[3:]])
     assert "not a usable X25519 public key" in server.rejected[3]
     assert len(directory.advertisements) == 4
+
+
+def test_sparse_graph_needs_a_majority_of_confirmations() -> None:
+    """With k + 1 holders t is small, so t signatures alone would let a server confirm two sets."""
+    config = SecAggConfig("sparse/consistency", tuple(range(20)), LENGTH, threshold=3, neighbours=4)
+    assert config.confirmation_quorum == 11
+    identities, enrolled = enrol_hubs(config.hub_ids)
+    server = ServerSession(config, enrolled)
+    hubs = {hub: ClientSession(config, hub, identities[hub], enrolled) for hub in config.hub_ids}
+    directory = server.collect_keys(hub.advertise_keys() for hub in hubs.values())
+    deliveries = server.route_shares(hub.share_keys(directory) for hub in hubs.values())
+    survivors = server.collect_masked(hub.masked_input(deliveries[h], np.ones(LENGTH)) for h, hub in hubs.items())
+    request = server.collect_confirmations(hub.confirm_survivors(survivors) for hub in hubs.values())
+    split_view = dataclasses.replace(request, confirmations=request.confirmations[:10])
+    with pytest.raises(ThresholdError, match="11 needed"):
+        hubs[0].unmask(split_view)

@@ -110,7 +110,7 @@ def test_fewer_than_t_hubs_at_any_stage_aborts(stage: str) -> None:
     hubs = tuple(range(5))
     config = SecAggConfig(f"abort-{stage}", hubs, LENGTH, threshold=3)
     inputs = {hub: np.ones(LENGTH) for hub in hubs}
-    with pytest.raises(ThresholdError, match="threshold is 3"):
+    with pytest.raises(ThresholdError, match="threshold is 3|3 needed"):
         run_secure_sum(inputs, config, {stage: {0, 1, 2}})
 
 

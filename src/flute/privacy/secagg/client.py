@@ -116,7 +116,7 @@ class ClientSession:
         with self._stages.step("share_keys", ClientStage.SHARE, ClientStage.MASK):
             self._check_round(directory.round_id, "key directory")
             self._peers = self._verified_advertisements(directory)
-            holders = self.config.graph.share_holders(self.hub_id) & self._peers.keys()
+            holders = set(self._peers)
             if len(holders) < self.config.threshold:
                 raise ThresholdError(
                     f"hub {self.hub_id}: only {len(holders)} of its share holders advertised keys, "
@@ -176,9 +176,10 @@ class ClientSession:
                 raise ProtocolError(f"survivor list {list(survivors.survivors)} has duplicates or uninvited hubs")
             if self.hub_id not in members:
                 raise ProtocolError(f"hub {self.hub_id} is asked to confirm a survivor list that omits it")
-            if len(members) < self.config.threshold:
+            if len(members) < self.config.confirmation_quorum:
                 raise ThresholdError(
-                    f"only {len(members)} survivors, threshold is {self.config.threshold}; refusing to continue"
+                    f"only {len(members)} survivors, {self.config.confirmation_quorum} needed to confirm them; "
+                    f"refusing to continue"
                 )
             self._confirmed_survivors = members
             signature = self._identity.sign(survivors_payload(self.config.round_id, members))
@@ -266,9 +267,16 @@ class ClientSession:
             )
 
     def _verified_advertisements(self, directory: KeyDirectory) -> dict[int, KeyAdvertisement]:
-        """All advertisements, each signed by its enrolled hub for this round; any fault aborts."""
+        """Advertisements of this hub's share holders, each signed for this round; any fault aborts.
+
+        Only holders' keys are ever used, so with a sparse graph a hub verifies k + 1
+        signatures rather than n.
+        """
+        holders = self.config.graph.share_holders(self.hub_id)
         accepted: dict[int, KeyAdvertisement] = {}
         for advertisement in directory.advertisements:
+            if advertisement.hub_id not in holders:
+                continue
             check_advertisement(advertisement, self.config, self._enrolled)
             if advertisement.hub_id in accepted:
                 raise AuthenticationError(f"key directory lists hub {advertisement.hub_id} twice")
@@ -319,9 +327,13 @@ class ClientSession:
         return shares
 
     def _check_confirmations(self, confirmations: tuple[SurvivorConfirmation, ...], survivors: tuple[int, ...]) -> None:
+        """Require a quorum of valid survivor signatures on exactly this set (stops once reached)."""
+        quorum = self.config.confirmation_quorum
         payload = survivors_payload(self.config.round_id, survivors)
         signers: set[int] = set()
         for confirmation in confirmations:
+            if len(signers) == quorum:
+                return
             if confirmation.hub_id not in survivors or confirmation.hub_id in signers:
                 raise AuthenticationError(
                     f"confirmation from hub {confirmation.hub_id} is duplicated or not a survivor"
@@ -334,9 +346,8 @@ class ClientSession:
                 f"survivor confirmation of hub {confirmation.hub_id}",
             )
             signers.add(confirmation.hub_id)
-        if len(signers) < self.config.threshold:
+        if len(signers) < quorum:
             raise ThresholdError(
-                f"only {len(signers)} hubs confirmed the survivor set, threshold is {self.config.threshold}; "
-                f"hub {self.hub_id} reveals nothing"
+                f"only {len(signers)} hubs confirmed the survivor set, {quorum} needed; hub {self.hub_id} reveals nothing"
             )
 

@@ -87,6 +87,16 @@ class SecAggConfig:
         reader.finish()
         return cls(round_id, hub_ids, length, threshold, encoding, neighbours or None)
 
+    @property
+    def confirmation_quorum(self) -> int:
+        """Survivor signatures a hub needs before unmasking: t, and more than half the invited hubs.
+
+        Honest hubs sign one survivor set each, so a majority quorum means no two different
+        sets can both be confirmed (the consistency check). With the complete graph t > n/2
+        already ensures it; with a sparse graph t counts holders only, so the majority binds.
+        """
+        return max(self.threshold, len(self.hub_ids) // 2 + 1)
+
     @cached_property
     def graph(self) -> NeighbourGraph:
         seed = hashlib.sha256(b"flute-secagg/v1/graph\x00" + self.round_id.encode()).digest()

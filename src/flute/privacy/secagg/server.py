@@ -172,7 +172,11 @@ class ServerSession:
                     self._reject(confirmation.hub_id, exc)
                     continue
                 valid[confirmation.hub_id] = confirmation
-            self._require_threshold(valid, "confirmed the survivor set")
+            if len(valid) < self.config.confirmation_quorum:
+                raise ThresholdError(
+                    f"round {self.config.round_id!r}: only {len(valid)} hubs confirmed the survivor set, "
+                    f"{self.config.confirmation_quorum} needed; aborting before anything is revealed"
+                )
             self._confirmed = tuple(sorted(valid))
             return UnmaskRequest(
                 self.config.round_id, self._survivors, self._dropped, tuple(valid[hub] for hub in self._confirmed)
