@@ -15,10 +15,9 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from flute.fhir import terminology as t
-from flute.fhir.extract import EXTRACT_RULES, extract_patient
+from flute.fhir.extract import EXTRACT_RULES, extract_all, extract_patient
 from flute.fhir.readers import READER_RULES, ReadLimits, document_units, read_file
 from flute.fhir.screen import screen
-from flute.fhir.extract import extract_all
 from flute.fhir.units import PSA_UNITS, VOLUME_UNITS
 from flute.fhir.validate import all_rule_ids, check_references, validate_resource
 

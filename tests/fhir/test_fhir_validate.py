@@ -13,7 +13,7 @@ from flute.fhir import terminology as t
 from flute.fhir.issues import Severity
 from flute.fhir.validate import all_rule_ids, check_references, operation_outcome, validate_resource
 
-from .ig_examples import S1, S2, ig_resources, outcome_observation
+from .ig_examples import S1, S2, ig_resources
 
 Mutation = Callable[[dict[str, Any]], None]
 LEGACY = f"{t.IG_LEGACY_CANONICAL}/StructureDefinition/"

@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flute.cohort.variables import VARIABLE_NAMES, StudyRow
 from flute.fhir.extract import InclusionRule, extract_all
 from flute.fhir.issues import Issue
 from flute.fhir.readers import DEFAULT_MAX_RESOURCE_BYTES, ReadLimits, iter_units
@@ -77,7 +78,7 @@ def extract(
     if json_output:
         sys.stdout.write("".join(orjson.dumps(row.to_json()).decode() + "\n" for row in rows))
     else:
-        Console().print(_row_table(row.to_json() for row in rows))
+        Console().print(_row_table(rows))
     raise typer.Exit(1 if screened.rejected else 0)
 
 
@@ -91,16 +92,12 @@ def _issue_table(issues: Iterable[Issue]) -> Table:
     return table
 
 
-def _row_table(rows: Iterable[dict[str, object]]) -> Table:
+def _row_table(rows: Iterable[StudyRow]) -> Table:
     table = Table(title="Study variables")
-    rows = list(rows)
-    names = list(rows[0]["variables"]) if rows else []  # type: ignore[call-overload]
-    for column in ("patient", "included", *names, "csPCa"):
+    for column in ("patient", "included", *VARIABLE_NAMES, "csPCa"):
         table.add_column(column)
     for row in rows:
-        variables = row["variables"]
-        assert isinstance(variables, dict)
-        table.add_row(str(row["patient"]), str(row["included"]), *(_cell(variables[n]) for n in names), _cell(row["csPCa"]))
+        table.add_row(row.patient, str(row.included), *(_cell(row.variables.get(n)) for n in VARIABLE_NAMES), _cell(row.cspca))
     return table
 
 

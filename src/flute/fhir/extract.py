@@ -84,6 +84,18 @@ class _Reading(Generic[V]):
     source: str
 
 
+@dataclass(frozen=True)
+class _Stamp:
+    """Where and when a record was made, before its value is known to be usable."""
+
+    when: date | None
+    order: int
+    source: str
+
+    def reading(self, value: V) -> _Reading[V]:
+        return _Reading(value, self.when, self.order, self.source)
+
+
 def group_by_patient(resources: Iterable[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """Resources by the id of the Patient they are about (a Patient under its own id), in
     input order; resources about no Patient are not grouped (validation reports them)."""
@@ -121,7 +133,7 @@ def extract_patient(
     issues: list[Issue] = []
     patient_id = patient.get("id") if isinstance(patient, dict) else None
     if not isinstance(patient_id, str):
-        issues.append(Issue(Severity.ERROR, "extract.patient", f"the Patient has no id, so its resources cannot be linked; give it an id (rule extract.patient)", "Patient", None, "Patient.id", code="required"))
+        issues.append(Issue(Severity.ERROR, "extract.patient", "the Patient has no id, so its resources cannot be linked; give it an id (rule extract.patient)", "Patient", None, "Patient.id", code="required"))
         patient_id = ""
     records = _Records(patient_id, issues)
     for order, resource in enumerate(resources):
@@ -191,24 +203,24 @@ class _Records:
                 return
             when = _day(resource.get("effectiveDateTime") or resource.get("effectiveInstant") or _get(resource, "effectivePeriod", "start"))
             for key in keys:
-                self._observation(key, resource, _Reading(None, when, order, source))
+                self._observation(key, resource, _Stamp(when, order, source))
         elif resource["resourceType"] == "Procedure":
             if status != "completed":
                 self._ignored(resource, status, "completed procedures")
                 return
             when = _day(resource.get("performedDateTime") or _get(resource, "performedPeriod", "start"))
             for key in keys:
-                self._procedure(key, resource, _Reading(None, when, order, source))
+                self._procedure(key, resource, _Stamp(when, order, source))
         elif status != "completed":
             self._ignored(resource, status, "completed family histories")
         else:
             has_pca = any(_codes(c.get("code")) & t.VS_PCA.keys for c in _list(resource.get("condition")) if isinstance(c, dict))
-            self.family_history.append(_Reading(has_pca, None, order, source))
+            self.family_history.append(_Stamp(None, order, source).reading(has_pca))
 
     def _ignored(self, resource: dict[str, Any], status: object, counted: str) -> None:
         self.issues.append(_issue(Severity.INFORMATION, "extract.ignored", resource, f"has status {status!r}; only {counted} count, so it is not used", "informational"))
 
-    def _observation(self, key: str, resource: dict[str, Any], at: _Reading[None]) -> None:
+    def _observation(self, key: str, resource: dict[str, Any], at: _Stamp) -> None:
         if key == p.PSA_PROFILE.key:
             self._quantity(self.psa, resource, at, PSA_UNITS, "psa")
         elif key == p.VOLUME_PROFILE.key:
@@ -216,35 +228,35 @@ class _Records:
         elif key == p.PIRADS_PROFILE.key:
             score = resource.get("valueInteger")
             if isinstance(score, int) and not isinstance(score, bool) and 1 <= score <= 5:
-                self.pirads.append(_Reading(score, at.when, at.order, at.source))
+                self.pirads.append(at.reading(score))
             else:
                 self._unusable(resource, "pirads.value", "valueInteger", f"valueInteger {score!r} is not a PI-RADS score 1..5")
         elif key == p.OUTCOME_PROFILE.key:
             grades = {t.ISUP_VALUES[k] for k in _codes(resource.get("valueCodeableConcept")) if k in t.ISUP_VALUES}
             if len(grades) == 1:
-                self.outcome.append(_Reading(grades.pop(), at.when, at.order, at.source))
+                self.outcome.append(at.reading(grades.pop()))
             else:
                 self._unusable(resource, "outcome.value", "valueCodeableConcept", "valueCodeableConcept has no single Gleason answer from VS-GleasonGrade")
 
-    def _procedure(self, key: str, resource: dict[str, Any], at: _Reading[None]) -> None:
+    def _procedure(self, key: str, resource: dict[str, Any], at: _Stamp) -> None:
         if key == p.BIOPSY_PROFILE.key:
             category = {t.BIOPSY_TYPE_VALUES[k] for k in _codes(resource.get("category")) if k in t.BIOPSY_TYPE_VALUES}
             if len(category) != 1:
                 self._unusable(resource, "biopsy.category", "category", "category has no single code from VS-BiopsyType, so typeOfBiopsy is missing")
             age = self._harmonised(resource, "performedAge", AGE_UNITS, "biopsy.age") if "performedAge" in resource else None
             biopsy = _Biopsy(category.pop() if len(category) == 1 else None, int(age) if age is not None else None)
-            self.biopsies.append(_Reading(biopsy, at.when, at.order, at.source))
+            self.biopsies.append(at.reading(biopsy))
         elif key == p.DRE_PROFILE.key:
             outcome = {t.DRE_VALUES[k] for k in _codes(resource.get("outcome")) if k in t.DRE_VALUES}
             if len(outcome) == 1:
-                self.dre.append(_Reading(outcome.pop(), at.when, at.order, at.source))
+                self.dre.append(at.reading(outcome.pop()))
             else:
                 self._unusable(resource, "dre.outcome", "outcome", "outcome has no single code from VS-DREOutcomeCode")
 
-    def _quantity(self, into: list[_Reading[float]], resource: dict[str, Any], at: _Reading[None], table: UnitTable, prefix: str) -> None:
+    def _quantity(self, into: list[_Reading[float]], resource: dict[str, Any], at: _Stamp, table: UnitTable, prefix: str) -> None:
         value = self._harmonised(resource, "valueQuantity", table, prefix)
         if value is not None:
-            into.append(_Reading(float(value), at.when, at.order, at.source))
+            into.append(at.reading(float(value)))
 
     def _harmonised(self, resource: dict[str, Any], element: str, table: UnitTable, prefix: str) -> float | int | None:
         quantity = resource.get(element)

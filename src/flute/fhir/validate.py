@@ -108,7 +108,13 @@ def _collector(
     missing = f"{full} is missing; {source} requires it ({shape.cardinality}): add it"
     too_many = f"{full} has {{n}} values; {source} allows at most {maximum}: keep only the relevant one"
 
+    single_top_level = parents is None and not repeats and maximum != 0
+
     def collect(resource: dict[str, Any], out: Findings) -> list[Any]:
+        if single_top_level:  # the common case, without the general loops
+            value = resource.get(key)
+            if value is not None and not isinstance(value, list) and kind_ok(value):
+                return [value]
         items: list[Any] = []
         malformed = False
         for parent in parents(resource) if parents is not None else (resource,):
@@ -230,7 +236,7 @@ def _compile_rule(rule: p.Rule, resource_type: str, source: str) -> Check:
         return check_range
 
     if isinstance(rule, p.DateTime):
-        bad_date = f"is not a FHIR date/dateTime; use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a time zone"
+        bad_date = "is not a FHIR date/dateTime; use YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDThh:mm:ss with a time zone"
 
         def check_date(resource: dict[str, Any], out: Findings) -> None:
             for value in collect(resource, out):
