@@ -7,6 +7,7 @@ input was rejected, so scripts notice data that did not make it.
 from __future__ import annotations
 
 import sys
+from collections import Counter
 from enum import Enum
 from pathlib import Path
 from typing import Iterable, List
@@ -106,4 +107,6 @@ def _cell(value: object) -> str:
 
 
 def _summary(screened: Screened) -> str:
-    return f"{screened.read} records read, {len(screened.accepted)} accepted, {screened.rejected} rejected"
+    counts = Counter(issue.severity.value for issue in screened.issues)
+    found = ", ".join(f"{n} {severity}" for severity, n in sorted(counts.items())) or "no issues"
+    return f"{screened.read} records read, {len(screened.accepted)} accepted, {screened.rejected} rejected ({found})"
