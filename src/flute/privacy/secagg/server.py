@@ -278,7 +278,9 @@ class ServerSession:
             self.rejected.setdefault(hub_id, f"sent {what} twice; the later copy was ignored")
             return False
         if hub_id not in eligible:
-            self.rejected.setdefault(hub_id, f"sent {what} without taking part in the previous stage; ignored")
+            self.rejected.setdefault(
+                hub_id, f"sent {what} but is not invited or missed the previous stage; the message was ignored"
+            )
             return False
         return True
 
