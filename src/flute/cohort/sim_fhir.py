@@ -208,11 +208,8 @@ def patient_resources(p: SimulatedPatient) -> list[JsonObject]:
     return resources
 
 
-def invalid_resource_key(p: SimulatedPatient) -> str | None:
-    """`Type/id` of the patient's deliberately invalid resource, if any."""
-    kind = p.presentation.invalid
-    if kind is None:
-        return None
+def invalid_resource_key(p: SimulatedPatient, kind: InvalidKind) -> str:
+    """`Type/id` of the resource written invalid for `kind`."""
     return {
         InvalidKind.PSA_BAD_UNIT: f"Observation/{p.id}-psa",
         InvalidKind.PIRADS_OUT_OF_RANGE: f"Observation/{p.id}-pirads",

@@ -18,7 +18,7 @@ from typing import Final
 import numpy as np
 
 from flute.cohort.risk_model import Predictors, linear_predictor, sigmoid, solve_intercept
-from flute.cohort.sites import SiteSpec
+from flute.cohort.sites import CaseMix, SiteSpec
 from flute.cohort.variables import (
     AGE,
     BIOPSY_TYPE,
@@ -171,10 +171,8 @@ def _same_side_of_threshold(value: float, reference: float) -> float:
     return min(max(value, 0.1), IG_PSA_INCLUSION_NG_PER_ML - 0.1)
 
 
-def draw_site_patients(site: SiteSpec, n: int, rng: np.random.Generator, mess: MessRates = MESS) -> list[SimulatedPatient]:
-    """Draw `n` patients of `site`. Every random column is drawn for all patients in a fixed order,
-    so the same generator state always yields the same cohort."""
-    mix, habits = site.case_mix, site.habits
+def _draw_predictors(mix: CaseMix, n: int, rng: np.random.Generator) -> Predictors:
+    """The seven predictors' true values from a site's case mix."""
     pirads = rng.choice(5, size=n, p=np.asarray(mix.pirads_shares)) + 1
     age = np.clip(np.rint(rng.normal(mix.age_mean, mix.age_sd, n)), 45, 88).astype(np.int64)
     # Suspicious MRI goes with smaller glands and higher PSA (PSA density) - the correlation that
@@ -195,8 +193,18 @@ def draw_site_patients(site: SiteSpec, n: int, rng: np.random.Generator, mess: M
     dre = (rng.random(n) < mix.dre_suspicious).astype(np.int64)
     family_history = (rng.random(n) < mix.family_history).astype(np.int64)
     repeat_biopsy = (rng.random(n) < mix.repeat_biopsy).astype(np.int64)
+    return Predictors(age, psa, volume, dre, family_history, repeat_biopsy, pirads)
 
-    lp = linear_predictor(Predictors(age, psa, volume, dre, family_history, repeat_biopsy, pirads))
+
+def draw_site_patients(site: SiteSpec, n: int, rng: np.random.Generator, mess: MessRates = MESS) -> list[SimulatedPatient]:
+    """Draw `n` patients of `site`. Every random column is drawn for all patients in a fixed order,
+    so the same generator state always yields the same cohort."""
+    habits = site.habits
+    x = _draw_predictors(site.case_mix, n, rng)
+    age, psa, volume, dre, family_history, repeat_biopsy, pirads = (
+        x.age, x.psa, x.volume, x.dre, x.family_history, x.repeat_biopsy, x.pirads
+    )
+    lp = linear_predictor(x)
     included = (psa >= IG_PSA_INCLUSION_NG_PER_ML) | (dre == 1)
     intercept = solve_intercept(lp[included], site.prevalence)
     cspca = rng.random(n) < sigmoid(intercept + lp)

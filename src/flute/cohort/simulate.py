@@ -149,9 +149,9 @@ def simulate_cohort(out: Path, seed: int = 0, fmt: str = "bundles", scale: float
                 resources = patient_resources(patient)
                 resource_counts.update(resource["resourceType"] for resource in resources)
                 writer.write_patient(patient.id, resources)
-                key = invalid_resource_key(patient)
-                if key is not None and patient.presentation.invalid is not None:
-                    invalid.append(InvalidResource(site.spec.slug, patient.id, patient.presentation.invalid, key))
+                kind = patient.presentation.invalid
+                if kind is not None:
+                    invalid.append(InvalidResource(site.spec.slug, patient.id, kind, invalid_resource_key(patient, kind)))
         summaries.append(_summarise(site, dict(sorted(resource_counts.items())), invalid))
     manifest = SimulationManifest(seed, scale, output_format, tuple(summaries), tuple(invalid))
     (out / MANIFEST_NAME).write_bytes(orjson.dumps(manifest.to_json(), option=orjson.OPT_INDENT_2))
