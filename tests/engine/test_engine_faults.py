@@ -10,7 +10,7 @@ import pytest
 
 from flute.engine.checkpoint import Checkpoint, CheckpointError
 from flute.engine.grid import HubFault
-from flute.engine.workflow import TooFewHubs
+from flute.engine.workflow import RuntimeBudgetExceeded, TooFewHubs
 
 from .engine_inputs import make_spec, run_study, synthetic_hubs
 
@@ -63,3 +63,10 @@ def test_a_checkpoint_of_another_spec_is_refused(tmp_path: Path) -> None:
     run_study(synthetic_hubs(), make_spec(), checkpoint=checkpoint)
     with pytest.raises(CheckpointError, match="different study spec"):
         run_study(synthetic_hubs(), make_spec(seed=8), checkpoint=checkpoint)
+
+
+def test_a_study_over_its_runtime_budget_stops(tmp_path: Path) -> None:
+    """F-PIL-14: the declared maximum runtime is enforced by the coordinator."""
+    spec = make_spec(resources={"max_runtime_s": 1e-9})
+    with pytest.raises(RuntimeBudgetExceeded, match="exceeded resources.max_runtime_s"):
+        run_study(synthetic_hubs(), spec, checkpoint=tmp_path / "study.checkpoint")

@@ -89,25 +89,37 @@ def _on_hub_table(message: Message, context: Context, step: HubStep) -> Message:
     return Message(step(spec, table, message.content, context), reply_to=message)
 
 
+def _summary(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    return hub_steps.summarise_columns(spec, table, StatsIns.from_record(content), hub_name(context.node_config)).to_record()
+
+
+def _newton(spec: StudySpec, table: StudyTable, content: RecordDict, _context: Context) -> RecordDict:
+    return hub_steps.newton_step(spec, table, TrainIns.from_record(content)).to_record()
+
+
+def _local(spec: StudySpec, table: StudyTable, content: RecordDict, _context: Context) -> RecordDict:
+    return hub_steps.local_fit(spec, table, TrainIns.from_record(content)).to_record()
+
+
+def _scores(spec: StudySpec, table: StudyTable, content: RecordDict, _context: Context) -> RecordDict:
+    return hub_steps.score(spec, table, EvalIns.from_record(content)).to_record()
+
+
 @client_app.query("summary")
 def summary(message: Message, context: Context) -> Message:
-    return _on_hub_table(
-        message,
-        context,
-        lambda spec, table, content, ctx: hub_steps.summarise_columns(spec, table, StatsIns.from_record(content), hub_name(ctx.node_config)).to_record(),
-    )
+    return _on_hub_table(message, context, _summary)
 
 
 @client_app.train("newton")
 def newton(message: Message, context: Context) -> Message:
-    return _on_hub_table(message, context, lambda spec, table, content, _: hub_steps.newton_step(spec, table, TrainIns.from_record(content)).to_record())
+    return _on_hub_table(message, context, _newton)
 
 
 @client_app.train("local")
 def local(message: Message, context: Context) -> Message:
-    return _on_hub_table(message, context, lambda spec, table, content, _: hub_steps.local_fit(spec, table, TrainIns.from_record(content)).to_record())
+    return _on_hub_table(message, context, _local)
 
 
 @client_app.evaluate("scores")
 def scores(message: Message, context: Context) -> Message:
-    return _on_hub_table(message, context, lambda spec, table, content, _: hub_steps.score(spec, table, EvalIns.from_record(content)).to_record())
+    return _on_hub_table(message, context, _scores)

@@ -13,7 +13,7 @@ from typing import Final
 
 import numpy as np
 
-from flute.engine.flower import Array, ArrayRecord, ConfigRecord, RecordDict, record_from_bytes, record_to_bytes
+from flute.engine.flower import Array, ArrayRecord, ConfigRecord, record_from_bytes, record_to_bytes
 from flute.engine.records import Preprocessing, RecordFormatError
 from flute.engine.result import StudyResult, Task
 

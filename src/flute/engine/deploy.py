@@ -51,6 +51,8 @@ FLUTE_CLIENT_APP = "flute.engine.apps:client_app"
 DEFAULT_COORDINATOR_PORT = 9093
 # How often each SuperExec asks its SuperLink/SuperNode for work (Flower's default: 1 s).
 DEFAULT_TASK_POLL_INTERVAL_S = 0.2
+# How often an idle hub asks the coordinator for messages (Flower's fixed default: 3 s).
+DEFAULT_IDLE_POLL_S = 0.5
 _APP_NAME = "flute-study"
 _APP_PUBLISHER = "flute"
 _CLIENT_NAME = "flute"
@@ -440,6 +442,7 @@ class HubServer:
         state_dir: Path,
         runtime_port: int | None = None,
         task_poll_interval_s: float = DEFAULT_TASK_POLL_INTERVAL_S,
+        idle_poll_s: float = DEFAULT_IDLE_POLL_S,
     ) -> None:
         from flute.engine.pki import check_hub_private_key
 
@@ -454,7 +457,8 @@ class HubServer:
         if not runtime_tls.ca_cert.exists():
             issue_loopback_tls(runtime_tls.root)
         argv = [
-            str(Path(sys.executable).parent / "flower-supernode"),
+            sys.executable, "-m", "flute.engine.supernode_main",
+            "--idle-poll", str(idle_poll_s),
             "--superlink", coordinator,
             "--root-certificates", str(ca_cert),
             "--auth-supernode-private-key", str(key),

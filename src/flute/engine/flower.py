@@ -8,9 +8,9 @@ else in FLUTE takes Flower's names from this module, so a Flower upgrade touches
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from collections.abc import Callable
 from typing import Any
 
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
@@ -95,6 +95,7 @@ __all__ += [
     "build_fab_from_files",
     "fab_to_proto",
     "serve_superlink",
+    "serve_supernode",
     "user_config_to_proto",
 ]
 
@@ -131,6 +132,39 @@ def serve_superlink(argv: list[str], wrap_app: Callable[[Any], Any]) -> None:
         ssl_certfile=config.ssl_certfile,
         workers=1,
     )
+
+
+class _CappedSleep:
+    """Stands in for the `time` module inside Flower's SuperNode loop: every sleep is capped."""
+
+    def __init__(self, cap_s: float) -> None:
+        self._cap_s = cap_s
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(min(seconds, self._cap_s))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def serve_supernode(argv: list[str], idle_poll_s: float) -> None:
+    """Run `flower-supernode ARGV` polling the SuperLink every `idle_poll_s` when idle.
+
+    Flower 1.41 hard-codes `time.sleep(3)` between empty PullMessages calls (and 0.5 s waits for a
+    ClientApp's reply) in `flwr.supernode.start_client_internal`, which puts up to 3 s on every
+    round. There is no flag for it, so that module's `time` is replaced by one whose sleeps are
+    capped at `idle_poll_s`; nothing else in Flower changes.
+    """
+    import importlib
+    import sys
+
+    if not 0.05 <= idle_poll_s <= 3.0:
+        raise ValueError(f"idle poll interval must be between 0.05 and 3 s, got {idle_poll_s}")
+    node_loop = importlib.import_module("flwr.supernode.start_client_internal")
+    node_loop.time = _CappedSleep(idle_poll_s)  # type: ignore[attr-defined]
+    supernode_cli = importlib.import_module("flwr.supernode.cli.flower_supernode")
+    sys.argv = ["flower-supernode", *argv]
+    supernode_cli.flower_supernode()
 
 
 @contextmanager

@@ -75,7 +75,8 @@ class InProcessGrid(Grid):
         self._client_app = client_app
         self._hubs = {hub.node_id: hub for hub in hubs}
         self._run = run
-        self._replies: dict[str, Message] = {}
+        # Each reply with the monotonic time it became available (its "arrival").
+        self._replies: dict[str, tuple[Message, float]] = {}
 
     def set_run(self, run: Run) -> None:
         if not isinstance(run, Run):
@@ -106,21 +107,21 @@ class InProcessGrid(Grid):
             delivered = self._delivered_copy(message, message_id)
             reply = self._deliver(self._hubs[message.metadata.dst_node_id], delivered)
             if reply is not None:
-                self._replies[message_id] = reply
+                self._replies[message_id] = (reply, time.monotonic())
             message_ids.append(message_id)
         return message_ids
 
     def pull_messages(self, message_ids: Iterable[str]) -> Iterable[Message]:
-        return [self._replies.pop(message_id) for message_id in message_ids if message_id in self._replies]
+        return [self._replies.pop(message_id)[0] for message_id in message_ids if message_id in self._replies]
 
     def send_and_receive(self, messages: Iterable[Message], *, timeout: float | None = None) -> Iterable[Message]:
-        """Delivery is synchronous, so every reply that will ever come is there after the push; a
-        hub that did not answer is reported by its absence (as a timeout in deployment)."""
-        started = time.monotonic()
-        replies = list(self.pull_messages(self.push_messages(messages)))
-        if timeout is not None and time.monotonic() - started > timeout:
-            return []
-        return replies
+        """Delivery is synchronous, so every reply that will ever come exists after the push. A
+        hub that did not answer is reported by its absence, as after a timeout in deployment; a
+        reply that became available after `timeout` is late and left unpulled, as Flower does."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        message_ids = list(self.push_messages(messages))
+        on_time = [m for m in message_ids if m in self._replies and (deadline is None or self._replies[m][1] <= deadline)]
+        return list(self.pull_messages(on_time))
 
     def _delivered_copy(self, message: Message, message_id: str) -> Message:
         meta = message.metadata

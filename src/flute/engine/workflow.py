@@ -15,6 +15,7 @@ Replies are always aggregated in hub-name order, so a seeded study repeats bit f
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -46,18 +47,22 @@ LOGGER = logging.getLogger(__name__)
 
 
 class StudyFailed(RuntimeError):
-    """The study cannot go on; the message says why."""
-
-
-class TooFewHubs(StudyFailed):
-    """Fewer hubs answered than the study requires. `checkpoint` (if the run had a checkpoint
+    """The study cannot go on; the message says why. `checkpoint` (if the run had a checkpoint
     path) holds the completed tasks and the last global weights and round of the task in progress;
     run the study again with the same spec and checkpoint to resume."""
 
-    def __init__(self, message: str, checkpoint: Path | None) -> None:
+    def __init__(self, message: str, checkpoint: Path | None = None) -> None:
         self.checkpoint = checkpoint
         suffix = f"; resume from checkpoint {checkpoint}" if checkpoint is not None else ""
         super().__init__(message + suffix)
+
+
+class TooFewHubs(StudyFailed):
+    """Fewer hubs answered than the study requires (after retries)."""
+
+
+class RuntimeBudgetExceeded(StudyFailed):
+    """The study ran longer than its resources.max_runtime_s (F-PIL-14)."""
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,18 @@ class _Federation:
 
     grid: Grid
     spec: StudySpec
+    checkpoint_path: Path | None
+    deadline: float
     names: dict[int, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
 
     def ask(self, kind: MessageKind, payloads: Mapping[int, RecordDict], group: str, *, required: int) -> dict[int, RecordDict]:
         """Send each hub its payload; retry the silent or failing ones; drop those that never
-        answer. Returns the answers keyed by node id, or raises TooFewHubs-worthy StudyFailed."""
+        answer. Returns the answers keyed by node id in hub-name order."""
+        if time.monotonic() > self.deadline:
+            raise RuntimeBudgetExceeded(
+                f"{group}: the study exceeded resources.max_runtime_s = {self.spec.resources.max_runtime_s:g}s", self.checkpoint_path
+            )
         pending = dict(payloads)
         answers: dict[int, RecordDict] = {}
         failures: dict[int, str] = {}
@@ -123,9 +134,10 @@ class _Federation:
             self.names.pop(node, None)
             self.dropped.append(name)
         if len(answers) < required:
-            raise StudyFailed(
+            raise TooFewHubs(
                 f"{group}: {len(answers)} hub(s) answered {kind.value}, the study needs at least {required} "
-                f"(dropped: {', '.join(self.dropped) or 'none'})"
+                f"(dropped: {', '.join(self.dropped) or 'none'})",
+                self.checkpoint_path,
             )
         return dict(sorted(answers.items(), key=lambda item: self.names.get(item[0], "")))
 
@@ -135,10 +147,9 @@ class Coordinator:
 
     def __init__(self, grid: Grid, spec: StudySpec, checkpoint_path: Path | None = None) -> None:
         self.spec = spec
-        self.federation = _Federation(grid, spec)
+        self.federation = _Federation(grid, spec, checkpoint_path, time.monotonic() + spec.resources.max_runtime_s)
         self.checkpoint_path = checkpoint_path
         self.aggregator = aggregator_for(spec)
-        self.grid = grid
 
     # -- the study ----------------------------------------------------------------------------
 
@@ -197,14 +208,11 @@ class Coordinator:
             ins = TrainIns(round_number, current, train_rows, preprocessing, class_weights).to_record()
             nodes = self._nodes(exclude=task.held_out_hub)
             group = f"{task.key}/round-{round_number}"
-            try:
-                if self.aggregator.local_step is LocalStep.NEWTON:
-                    answers = self.federation.ask(MessageKind.NEWTON, {n: ins for n in nodes}, group, required=required)
-                    return [NewtonRes.from_record(content).sums for content in answers.values()]
-                answers = self.federation.ask(MessageKind.LOCAL_FIT, {n: ins for n in nodes}, group, required=required)
-                return [FitRes.from_record(content).fit for content in answers.values()]
-            except StudyFailed as exc:
-                raise TooFewHubs(str(exc), self.checkpoint_path) from None
+            if self.aggregator.local_step is LocalStep.NEWTON:
+                answers = self.federation.ask(MessageKind.NEWTON, {n: ins for n in nodes}, group, required=required)
+                return [NewtonRes.from_record(content).sums for content in answers.values()]
+            answers = self.federation.ask(MessageKind.LOCAL_FIT, {n: ins for n in nodes}, group, required=required)
+            return [FitRes.from_record(content).fit for content in answers.values()]
 
         def on_round(round_number: int, outcome: RoundOutcome, optimiser_state: dict[str, np.ndarray]) -> None:
             if self.checkpoint_path is not None:
@@ -256,10 +264,7 @@ class Coordinator:
 
     def _preprocess(self, task: Task, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
         payload = StatsIns(rows).to_record()
-        try:
-            answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, f"{task.key}/preprocessing", required=required)
-        except StudyFailed as exc:
-            raise TooFewHubs(str(exc), self.checkpoint_path) from None
+        answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, f"{task.key}/preprocessing", required=required)
         replies = [StatsRes.from_record(content) for content in answers.values()]
         total: ColumnSums = replies[0].sums
         for reply in replies[1:]:
@@ -277,9 +282,6 @@ class Coordinator:
             return ()
         targets = [n for n, name in self.federation.names.items() if task.kind == "cv" or name == task.held_out_hub]
         payload = EvalIns(model.weights, rows, model.preprocessing).to_record()
-        try:
-            answers = self.federation.ask(MessageKind.SCORES, {n: payload for n in targets}, f"{task.key}/evaluation", required=1)
-        except StudyFailed as exc:
-            raise TooFewHubs(str(exc), self.checkpoint_path) from None
+        answers = self.federation.ask(MessageKind.SCORES, {n: payload for n in targets}, f"{task.key}/evaluation", required=1)
         grid = self.spec.score_grid()
         return tuple(SiteScores(self.federation.names[n], EvalRes.from_record(content, grid).summary) for n, content in answers.items())
