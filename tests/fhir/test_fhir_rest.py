@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from fhir_rest_server import FhirTestServer, running_fhir_server
 
 from flute.cohort.sim_fhir import patient_resources
@@ -83,6 +85,17 @@ def test_every_resource_arrives_exactly_once_over_many_small_pages(open_server: 
     pages = [r["url"] for r in server.requests()]
     assert len(pages) == sum(-(-n // 7) for n in Counter(t for t, _ in held).values()), "one request per page, no more"
     assert all("_count=7" in url for url in pages)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(page_size=st.integers(min_value=3, max_value=150), relative_links=st.booleans())
+def test_paging_delivers_each_resource_once_whatever_the_page_size(open_server: Any, page_size: int, relative_links: bool) -> None:
+    server, held, _ = open_server
+    server.configure(relative_links=relative_links)
+    types = ("Patient", "FamilyMemberHistory")
+    units = _pull(server, resource_types=types, page_size=page_size)
+    arrived = Counter(_key(entry.resource) for unit in units for entry in unit.entries if entry.resource)
+    assert arrived == Counter({key: n for key, n in held.items() if key[0] in types})
 
 
 def test_pulled_resources_validate_and_extract_like_the_files(open_server: Any) -> None:
