@@ -8,16 +8,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from flute.engine.spec import StudySpec
 
 app = typer.Typer(help="Federated studies: check a study spec, run it across hubs.", no_args_is_help=True)
 
 SpecArgument = Annotated[Path, typer.Argument(help="Study spec (.json or .toml).", exists=False)]
 
 
-def _load_spec(path: Path):  # type: ignore[no-untyped-def]
+def _load_spec(path: Path) -> StudySpec:
     from flute.engine.spec import SpecError, StudySpec
 
     try:
@@ -43,7 +48,7 @@ def validate(spec_path: SpecArgument) -> None:
 class _RoundDisplay(logging.Handler):
     """Feeds the workflow's per-round log records into a rich progress bar."""
 
-    def __init__(self, progress, task_id) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, progress: Progress, task_id: TaskID) -> None:
         super().__init__(logging.INFO)
         self.progress, self.task_id = progress, task_id
 
@@ -88,6 +93,7 @@ def run(
         raise typer.Exit(2) from exc
     with Progress(TextColumn("{task.description}"), BarColumn(), console=console, transient=True) as progress:
         handler = _RoundDisplay(progress, progress.add_task("census", total=spec.training.rounds))
+        previous_level = LOGGER.level
         LOGGER.addHandler(handler)
         LOGGER.setLevel(logging.INFO)
         try:
@@ -97,6 +103,7 @@ def run(
             raise typer.Exit(1) from exc
         finally:
             LOGGER.removeHandler(handler)
+            LOGGER.setLevel(previous_level)
     if result.dropped_hubs:
         typer.echo(f"dropped hubs: {', '.join(result.dropped_hubs)}", err=True)
     try:

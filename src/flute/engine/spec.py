@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, Union, get_args
 
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -70,7 +70,6 @@ class LogisticRegressionSpec(_Strict):
 
 
 ModelSpec = Annotated[Union[LogisticRegressionSpec], Field(discriminator="name")]
-VETTED_MODELS: tuple[str, ...] = ("logistic_regression",)
 
 
 class NewtonSpec(_Strict):
@@ -97,7 +96,17 @@ class FedAdamSpec(_Strict):
 
 
 StrategySpec = Annotated[Union[NewtonSpec, FedAvgSpec, FedProxSpec, FedAdamSpec], Field(discriminator="name")]
-VETTED_STRATEGIES: tuple[str, ...] = ("newton", "fedavg", "fedprox", "fedadam")
+
+
+def _vetted(spec_union: object) -> tuple[str, ...]:
+    """The names a discriminated union admits: adding a model class to the union vets it."""
+    inner = get_args(spec_union)[0]
+    members = get_args(inner) or (inner,)  # a one-member Union is the member itself
+    return tuple(get_args(member.model_fields["name"].annotation)[0] for member in members)
+
+
+VETTED_MODELS: tuple[str, ...] = _vetted(ModelSpec)
+VETTED_STRATEGIES: tuple[str, ...] = _vetted(StrategySpec)
 
 
 class TrainingSpec(_Strict):
