@@ -57,4 +57,7 @@ def test_hub_cli_errors_are_clear(tmp_path: Path) -> None:
     home = tmp_path / "hub"
     flute("hub", "init", "--name", "h", "--home", home)
     assert "not found" in flute("hub", "import", tmp_path / "missing.ndjson", "--home", home, expect=2)
-    assert "psycopg" in flute("hub", "init", "--name", "x", "--db", "postgresql://u@localhost/db", "--home", tmp_path / "pg", expect=2)
+    assert "psycopg 3" in flute("hub", "init", "--name", "x", "--db", "postgresql+pg8000://u@localhost/db", "--home", tmp_path / "pg", expect=2)
+    refused = flute("hub", "init", "--name", "x", "--db", "postgresql+psycopg://u:secret@127.0.0.1:1/db", "--home", tmp_path / "pg", expect=2)
+    assert "cannot use the hub database" in refused and "secret" not in refused
+    assert "exactly one source" in flute("hub", "import", "--home", home, expect=2)

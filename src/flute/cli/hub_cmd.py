@@ -74,33 +74,32 @@ def upgrade(home: HomeOption = None) -> None:
 
 @app.command("import")
 def import_(
-    paths: Annotated[list[Path] | None, typer.Argument(help="FHIR Bundle (.json) or Bulk NDJSON (.ndjson) files.")] = None,
-    from_fhir: Annotated[
-        str | None, typer.Option("--from-fhir", help="Instead of files, search a FHIR server: its base URL, e.g. https://host/fhir/R4.")
-    ] = None,
+    paths: Annotated[list[Path] | None, typer.Argument(help="FHIR Bundle (.json) or Bulk NDJSON (.ndjson) files or directories.")] = None,
+    from_fhir: Annotated[str | None, typer.Option("--from-fhir", help="Instead of files: the base URL of the hospital's FHIR server.")] = None,
     fhir_header: Annotated[
-        list[str] | None,
-        typer.Option("--fhir-header", help="HTTP header for --from-fhir, 'Name: value' (repeatable), e.g. \"Authorization: Bearer $TOKEN\"."),
+        list[str] | None, typer.Option("--fhir-header", help="HTTP header for --from-fhir, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.")
     ] = None,
     home: HomeOption = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Entries committed per transaction.")] = 2000,
     as_json: JsonOption = False,
 ) -> None:
     """Validate and import FHIR; rejected entries go to the quarantine with their reasons."""
+    from flute.fhir.rest import FhirServerError
     from flute.hub.home import resolve_home
     from flute.hub.node import open_hub
 
     if bool(paths) == bool(from_fhir):
-        typer.echo("error: give FHIR files or --from-fhir URL (one of the two)", err=True)
+        typer.echo("error: give either PATH... or --from-fhir URL (exactly one source per import)", err=True)
         raise typer.Exit(2)
-    with _clear_errors(), open_hub(resolve_home(home)) as hub:
-        if from_fhir:
-            from flute.fhir.rest import iter_units_from_server
-
-            units = iter_units_from_server(from_fhir, headers=_headers(fhir_header or []))
-            report = hub.import_units(units, from_fhir, chunk_entries=chunk_size)
-        else:
-            report = hub.import_paths(paths or [], chunk_entries=chunk_size)
+    try:
+        with _clear_errors(), open_hub(resolve_home(home)) as hub:
+            if from_fhir:
+                report = hub.import_from_server(from_fhir, headers=_headers(fhir_header or []), chunk_entries=chunk_size)
+            else:
+                report = hub.import_paths(paths or [], chunk_entries=chunk_size)
+    except FhirServerError as exc:
+        typer.echo(f"error: {exc} (the batch is recorded as failed; entries read before the failure are kept)", err=True)
+        raise typer.Exit(2) from exc
     if as_json:
         _print_json(report.to_json())
         return
@@ -112,14 +111,13 @@ def import_(
     _print_counts("derivation findings by rule", report.derivation_issues_by_rule)
 
 
-def _headers(lines: list[str]) -> dict[str, str]:
-    """'Name: value' lines as a header mapping (ValueError names the malformed one)."""
+def _headers(values: list[str]) -> dict[str, str]:
     headers = {}
-    for line in lines:
-        name, separator, value = line.partition(":")
+    for value in values:
+        name, separator, content = value.partition(":")
         if not separator or not name.strip():
-            raise ValueError(f"--fhir-header {line!r} is not 'Name: value' (e.g. 'Authorization: Bearer TOKEN')")
-        headers[name.strip()] = value.strip()
+            raise typer.BadParameter(f"{value!r} is not 'Name: value'", param_hint="--fhir-header")
+        headers[name.strip()] = content.strip()
     return headers
 
 

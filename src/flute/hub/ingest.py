@@ -29,7 +29,7 @@ from enum import Enum
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, Table, select, update
 
 from flute.fhir.extract import InclusionRule, extract_patient
 from flute.fhir.issues import Issue, Severity
@@ -174,13 +174,38 @@ def _issue(rule: str, code: str, message: str, entry: SourceEntry, resource: dic
     )
 
 
+@dataclass(slots=True)
+class _Item:
+    """An entry with what every step needs from it, computed once: its type, id, the id of the
+    Patient it is about (its own id for a Patient) and, for a Patient, its pseudonym."""
+
+    entry: SourceEntry
+    resource_type: str | None
+    resource_id: str | None
+    subject: str | None
+    pseudonym: str | None = None
+
+    @classmethod
+    def of(cls, entry: SourceEntry) -> _Item:
+        resource = entry.resource
+        if resource is None:
+            return cls(entry, None, None, None)
+        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+        return cls(
+            entry,
+            resource_type if isinstance(resource_type, str) else None,
+            resource_id if isinstance(resource_id, str) and resource_id else None,
+            subject_id(resource),
+        )
+
+
 class _Chunk:
     """Decides the fate of the entries of a chunk of units against a snapshot of the store,
     then writes every decision in one transaction."""
 
     def __init__(self, connection: Connection, units: Sequence[ImportUnit], pseudonymizer: Pseudonymizer, allow_defer: bool) -> None:
         self._connection = connection
-        self._units = units
+        self._units = [(unit, [_Item.of(entry) for entry in unit.entries]) for unit in units]
         self._pseudonymizer = pseudonymizer
         self._allow_defer = allow_defer
         self._versions: dict[tuple[str, str], list[_Version]] = {}
@@ -190,54 +215,64 @@ class _Chunk:
         self._load_snapshot()
 
     def _load_snapshot(self) -> None:
-        ids: set[str] = set()
-        for unit in self._units:
-            for entry in unit.entries:
-                resource = entry.resource
-                if resource is None:
-                    continue
-                if isinstance(resource.get("id"), str):
-                    ids.add(resource["id"])
-                subject = subject_id(resource)
-                if subject:
-                    ids.add(subject)
+        """Reads what the chunk's decisions depend on: stored versions of its resources, the
+        pseudonyms of the Patients it refers to, and which of those patients exist or withdrew."""
+        ids_by_type: dict[str, set[str]] = {}
+        for _, items in self._units:
+            for item in items:
+                if item.resource_type and item.resource_id:
+                    ids_by_type.setdefault(item.resource_type, set()).add(item.resource_id)
+                if item.subject:
+                    ids_by_type.setdefault("Patient", set()).add(item.subject)
         stored = StoredResource.__table__.c
-        rows = self._connection.execute(
-            select(
-                stored.row_id, stored.resource_type, stored.resource_id, stored.content_hash, stored.version_id,
-                stored.last_updated, stored.patient_pseudonym, stored.is_current,
-            ).where(stored.resource_id.in_(ids))
-        ).all() if ids else []
-        for row in rows:
-            version = _Version(row.content_hash, row.version_id, row.last_updated, row.patient_pseudonym, row.is_current, row.row_id)
-            self._versions.setdefault((row.resource_type, row.resource_id), []).append(version)
-            if row.resource_type == "Patient" and row.is_current and row.patient_pseudonym:
-                self._patient_pseudonyms[row.resource_id] = row.patient_pseudonym
+        for resource_type, ids in ids_by_type.items():  # per type: served by the (type, id) index
+            for row in self._connection.execute(
+                select(
+                    stored.row_id, stored.resource_id, stored.content_hash, stored.version_id,
+                    stored.last_updated, stored.patient_pseudonym, stored.is_current,
+                ).where(stored.resource_type == resource_type, stored.resource_id.in_(ids))
+            ):
+                version = _Version(row.content_hash, row.version_id, row.last_updated, row.patient_pseudonym, row.is_current, row.row_id)
+                self._versions.setdefault((resource_type, row.resource_id), []).append(version)
+                if resource_type == "Patient" and row.is_current and row.patient_pseudonym:
+                    self._patient_pseudonyms[row.resource_id] = row.patient_pseudonym
         candidates = set(self._patient_pseudonyms.values())
-        for unit in self._units:
-            for entry in unit.entries:
-                resource = entry.resource
-                if resource is not None and resource.get("resourceType") == "Patient" and isinstance(resource.get("id"), str):
-                    candidates.add(self._patient_pseudonyms.get(resource["id"]) or self._pseudonymizer.for_patient(resource))
+        for _, items in self._units:
+            for item in items:
+                if item.resource_type == "Patient" and item.resource_id and item.entry.resource is not None:
+                    # A stored Patient keeps its pseudonym even if its identifiers change.
+                    item.pseudonym = self._patient_pseudonyms.get(item.resource_id) or self._pseudonymizer.for_patient(item.entry.resource)
+                    candidates.add(item.pseudonym)
         patient = PatientRecord.__table__.c
-        for row in self._connection.execute(
-            select(patient.pseudonym, patient.withdrawn_at).where(patient.pseudonym.in_(candidates))
-        ).all() if candidates else []:
-            self._known_pseudonyms.add(row.pseudonym)
-            if row.withdrawn_at is not None:
-                self._withdrawn.add(row.pseudonym)
+        if candidates:
+            for row in self._connection.execute(select(patient.pseudonym, patient.withdrawn_at).where(patient.pseudonym.in_(candidates))):
+                self._known_pseudonyms.add(row.pseudonym)
+                if row.withdrawn_at is not None:
+                    self._withdrawn.add(row.pseudonym)
 
     def judge(self) -> Iterator[_Accepted | _Rejected | _Deferred]:
-        for unit in self._units:
-            yield from self._judge_unit(unit)
+        for unit, items in self._units:
+            if not unit.atomic and len(items) == 1:  # the NDJSON / batch-entry fast path
+                verdict = self._judge_entry(items[0], {})
+                if verdict is None:
+                    yield _Deferred(unit)
+                else:
+                    self._remember_patient(verdict)
+                    yield verdict
+            else:
+                yield from self._judge_unit(unit, items)
 
-    def _judge_unit(self, unit: ImportUnit) -> Iterator[_Accepted | _Rejected | _Deferred]:
+    def _remember_patient(self, verdict: _Accepted | _Rejected) -> None:
+        if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
+            self._patient_pseudonyms[verdict.resource_id] = verdict.pseudonym
+
+    def _judge_unit(self, unit: ImportUnit, items: list[_Item]) -> Iterator[_Accepted | _Rejected | _Deferred]:
         # Patients first, so the unit's other entries can refer to them.
-        order = sorted(range(len(unit.entries)), key=lambda i: (unit.entries[i].resource or {}).get("resourceType") != "Patient")
+        order = sorted(range(len(items)), key=lambda i: items[i].resource_type != "Patient")
         unit_patients: dict[str, str] = {}
         verdicts: dict[int, _Accepted | _Rejected | None] = {}
         for index in order:
-            verdict = self._judge_entry(unit.entries[index], unit_patients)
+            verdict = self._judge_entry(items[index], unit_patients)
             if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
                 unit_patients[verdict.resource_id] = verdict.pseudonym
             verdicts[index] = verdict
@@ -248,8 +283,7 @@ class _Chunk:
             if verdict is None:
                 yield _Deferred(ImportUnit(unit.source, False, (unit.entries[index],)))
             else:
-                if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
-                    self._patient_pseudonyms[verdict.resource_id] = verdict.pseudonym
+                self._remember_patient(verdict)
                 yield verdict
 
     def _atomic_outcome(self, unit: ImportUnit, verdicts: dict[int, _Accepted | _Rejected | None]) -> Iterator[_Accepted | _Rejected | _Deferred]:
@@ -258,11 +292,10 @@ class _Chunk:
             yield _Deferred(unit)
             return
         if not failed:
-            for verdict in verdicts.values():
-                assert isinstance(verdict, _Accepted)
-                if verdict.resource_type == "Patient" and verdict.pseudonym:
-                    self._patient_pseudonyms[verdict.resource_id] = verdict.pseudonym
-            yield from (v for _, v in sorted(verdicts.items()) if v is not None)
+            for _, verdict in sorted(verdicts.items()):
+                assert verdict is not None
+                self._remember_patient(verdict)
+                yield verdict
             return
         first_index, first = failed[0]
         cause = first.issues[0]
@@ -281,9 +314,9 @@ class _Chunk:
             )
             yield _Rejected(entry, (rollback,))
 
-    def _judge_entry(self, entry: SourceEntry, unit_patients: dict[str, str]) -> _Accepted | _Rejected | None:
+    def _judge_entry(self, item: _Item, unit_patients: dict[str, str]) -> _Accepted | _Rejected | None:
         """The verdict on one entry; None when its subject is not known yet (may be deferred)."""
-        resource = entry.resource
+        entry, resource = item.entry, item.entry.resource
         if resource is None:
             issue = entry.error or _issue(RULE_UNREADABLE, "structure", "entry holds no resource", entry)
             if entry.method and entry.method.upper() == "DELETE" and entry.error is None:
@@ -297,16 +330,20 @@ class _Chunk:
         blocking = tuple(i for i in validate_resource(resource, entry.location) if i.severity.blocks_import)
         if blocking:
             return _Rejected(entry, blocking)
-        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-        if not isinstance(resource_type, str) or not isinstance(resource_id, str) or not resource_id:
+        if item.resource_type is None or item.resource_id is None:
             return _Rejected(entry, (_issue(RULE_ID_REQUIRED, "required", "the hub stores resources by type and id; give this resource an id", entry, resource),))
-        pseudonym = self._pseudonym_of(resource, unit_patients)
+        if item.resource_type == "Patient":
+            pseudonym: str | None = item.pseudonym
+        elif item.subject is None:
+            pseudonym = ""  # not about a patient
+        else:
+            pseudonym = unit_patients.get(item.subject) or self._patient_pseudonyms.get(item.subject)
         if pseudonym is None:
             if self._allow_defer:
                 return None
             # Unknown in this batch and in the store: the validator's cross-resource rule words it.
             return _Rejected(entry, tuple(check_references([resource], lambda _type, _id: False)))
-        if pseudonym and pseudonym in self._withdrawn:
+        if pseudonym in self._withdrawn:
             return _Rejected(entry, (_issue(
                 RULE_WITHDRAWN,
                 "forbidden",
@@ -315,17 +352,7 @@ class _Chunk:
                 resource,
             ),))
         body = canonical_json(resource)
-        return _Accepted(entry, resource_type, resource_id, pseudonym or None, body, hashlib.sha256(body).hexdigest())
-
-    def _pseudonym_of(self, resource: dict[str, Any], unit_patients: dict[str, str]) -> str | None:
-        """The pseudonym a resource belongs to; "" for resources without a patient subject,
-        None when its Patient is unknown."""
-        if resource.get("resourceType") == "Patient":
-            return self._patient_pseudonyms.get(resource["id"]) or self._pseudonymizer.for_patient(resource)
-        subject = subject_id(resource)
-        if subject is None:
-            return ""
-        return unit_patients.get(subject) or self._patient_pseudonyms.get(subject)
+        return _Accepted(entry, item.resource_type, item.resource_id, pseudonym or None, body, hashlib.sha256(body).hexdigest())
 
     def place(self, accepted: _Accepted) -> tuple[EntryOutcome, _Version | None, set[str]]:
         """Where an accepted entry goes: unchanged, or a new version (current or history).
@@ -550,30 +577,44 @@ def _write(
     if demoted:
         connection.execute(update(StoredResource.__table__).where(StoredResource.row_id.in_(demoted)).values(is_current=False))
     if new_versions:
-        table = StoredResource.__table__
-        row_ids = connection.execute(
-            table.insert().returning(table.c.row_id, sort_by_parameter_order=True),
+        _bulk_insert(
+            connection,
+            StoredResource.__table__,
+            ("resource_type", "resource_id", "version_id", "last_updated", "content_hash", "body", "patient_pseudonym", "batch_id", "is_current", "withdrawn"),
             [
-                {
-                    "resource_type": accepted.resource_type, "resource_id": accepted.resource_id,
-                    "version_id": version.version_id, "last_updated": version.last_updated,
-                    "content_hash": accepted.content_hash, "body": accepted.body.decode("utf-8"),
-                    "patient_pseudonym": accepted.pseudonym, "batch_id": batch_id,
-                    "is_current": version.is_current, "withdrawn": False,
-                }
-                for accepted, version in new_versions
+                (a.resource_type, a.resource_id, v.version_id, v.last_updated, a.content_hash, a.body.decode("utf-8"), a.pseudonym, batch_id, v.is_current, False)
+                for a, v in new_versions
             ],
-        ).scalars().all()
-        connection.execute(
-            ProvenanceRecord.__table__.insert(),
-            [
-                {"resource_row_id": row_id, "batch_id": batch_id, "source": accepted.entry.location,
-                 "content_hash": accepted.content_hash, "recorded_at": now}
-                for row_id, (accepted, _) in zip(row_ids, new_versions, strict=True)
-            ],
+        )
+        _bulk_insert(
+            connection,
+            ProvenanceRecord.__table__,
+            ("resource_type", "resource_id", "content_hash", "batch_id", "source", "recorded_at"),
+            [(a.resource_type, a.resource_id, a.content_hash, batch_id, a.entry.location, now) for a, _ in new_versions],
         )
     if quarantine:
         connection.execute(QuarantineRecord.__table__.insert(), quarantine)
+
+
+def _bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+    """executemany, the hot path of ingest. On SQLite straight to the driver: SQLAlchemy's
+    per-row parameter handling would cost more than SQLite's own work; the values go through
+    the columns' own bind processors, so what is stored is exactly what SQLAlchemy would store.
+    Elsewhere (PostgreSQL) SQLAlchemy's batched multi-row INSERT is already efficient."""
+    compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+    if not compiled.positional or compiled.implicit_returning:
+        connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    processors = [(i, table.c[name].type.bind_processor(connection.dialect)) for i, name in enumerate(columns)]
+    active = [(i, process) for i, process in processors if process is not None]
+    order = [columns.index(name) for name in compiled.positiontup or ()]
+    parameters = []
+    for row in rows:
+        values = list(row)
+        for i, process in active:
+            values[i] = process(values[i])
+        parameters.append(tuple(values[i] for i in order))
+    connection.exec_driver_sql(compiled.string, parameters)
 
 
 def _chunks(units: Iterable[ImportUnit], max_entries: int) -> Iterator[list[ImportUnit]]:

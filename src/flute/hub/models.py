@@ -12,7 +12,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Final, Mapping
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import BigInteger, Boolean, DateTime, Float, ForeignKey, ForeignKeyConstraint, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from flute.cohort.variables import AGE, BIOPSY_TYPE, DRE, FAMILY_HISTORY, PIRADS, PROSTATE_VOLUME, PSA
@@ -95,15 +95,25 @@ class StoredResource(Base):
 
 class ProvenanceRecord(Base):
     """Where a stored resource version came from (F-SRS-8): the file entry or URL it was read
-    from, the hash of what arrived, and the batch that stored it."""
+    from and the batch that stored it. It names the version by its natural key (type, id,
+    content hash), so both rows are written in one bulk insert each, without reading back ids."""
 
     __tablename__ = "provenance"
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["resource_type", "resource_id", "content_hash"],
+            ["fhir_resource.resource_type", "fhir_resource.resource_id", "fhir_resource.content_hash"],
+            name="fk_provenance_resource_version",
+        ),
+        Index("ix_provenance_resource_version", "resource_type", "resource_id", "content_hash"),
+    )
 
     id: Mapped[int] = mapped_column(RowId, primary_key=True, autoincrement=True)
-    resource_row_id: Mapped[int] = mapped_column(ForeignKey("fhir_resource.row_id"), index=True)
+    resource_type: Mapped[str] = mapped_column(String(64))
+    resource_id: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
     batch_id: Mapped[int] = mapped_column(ForeignKey("import_batch.id"))
     source: Mapped[str] = mapped_column(Text)
-    content_hash: Mapped[str] = mapped_column(String(HASH_LENGTH))
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 

@@ -3,7 +3,7 @@ hub's services open. Keeps the rule "one import at a time per hub" in one place.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -38,13 +38,41 @@ class Hub:
     def import_paths(
         self, paths: Sequence[Path], *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES
     ) -> BatchReport:
-        """Import FHIR files (Bundles, NDJSON) read by `flute.fhir.readers` (F-PIL-5)."""
+        """Import FHIR files and directories of them (Bundles, NDJSON) read by
+        `flute.fhir.readers` (F-PIL-5)."""
         from flute.fhir.readers import iter_units
 
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise FileNotFoundError(f"cannot import: {', '.join(missing)} not found")
-        return self.import_units(iter_units(paths), ", ".join(str(p) for p in paths), rule=rule, chunk_entries=chunk_entries)
+        files = patient_files_first(paths)
+        return self.import_units(iter_units(files), ", ".join(str(p) for p in paths), rule=rule, chunk_entries=chunk_entries)
+
+    def import_from_server(
+        self, base_url: str, *, headers: Mapping[str, str] | None = None, rule: InclusionRule | None = None,
+        chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+    ) -> BatchReport:
+        """Import every study resource from the hospital's FHIR server (F-STD-9), Patients first."""
+        from flute.fhir.rest import iter_units_from_server
+
+        units = iter_units_from_server(base_url, headers=headers)
+        return self.import_units(units, base_url, rule=rule, chunk_entries=chunk_entries)
+
+
+def patient_files_first(paths: Sequence[Path]) -> list[Path]:
+    """The files to read, directories expanded as the reader expands them, with Bulk Data
+    Patient files (Patient.ndjson, Patient_1.ndjson, ...) first: data whose Patient has not been
+    read yet waits in memory until the end of the batch, and alphabetical order would read
+    FamilyMemberHistory and Observation before Patient."""
+    from flute.fhir.readers import JSON_SUFFIXES, NDJSON_SUFFIXES
+
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.name.endswith(JSON_SUFFIXES + NDJSON_SUFFIXES)))
+        else:
+            files.append(path)
+    return sorted(files, key=lambda file: not (file.name.startswith("Patient") and file.name.endswith(NDJSON_SUFFIXES)))
 
 
 def init_hub(home: Path, name: str, db_url: str | None = None) -> HubConfig:

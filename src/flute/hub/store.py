@@ -7,7 +7,8 @@ the importer, and a killed importer leaves the last committed chunk intact.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event, select, update
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from flute.cohort.table import StudyTable
 from flute.hub.models import PatientRecord, StoredResource, StudyRowRecord, VARIABLE_COLUMNS, WithdrawalRecord
@@ -44,7 +46,7 @@ def create_store_engine(url: str) -> Engine:
         return engine
     if parsed.get_backend_name() == "postgresql":
         if parsed.get_driver_name() != "psycopg":
-            raise StoreError(f"PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://... (got {parsed.drivername})")
+            raise StoreError(f"PostgreSQL URLs must use the psycopg 3 driver: postgresql+psycopg://... (got {parsed.drivername}, driver {parsed.get_driver_name()})")
         return create_engine(url, pool_pre_ping=True)
     raise StoreError(f"unsupported hub database {parsed.drivername!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB")
 
@@ -83,6 +85,17 @@ def schema_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(connection).get_current_revision()
 
 
+@contextmanager
+def _reachable(engine: Engine) -> Iterator[None]:
+    """Connection failures as a StoreError that names the database (without its password)."""
+    try:
+        yield
+    except OperationalError as exc:
+        engine.dispose()
+        url = engine.url.render_as_string(hide_password=True)
+        raise StoreError(f"cannot use the hub database {url}: {exc.orig}; check that the server runs and the URL's host, port, user and database") from exc
+
+
 @dataclass(frozen=True)
 class Withdrawal:
     pseudonym: str
@@ -100,14 +113,17 @@ class HubStore:
     @classmethod
     def create(cls, url: str) -> HubStore:
         engine = create_store_engine(url)
-        upgrade_schema(engine)
+        with _reachable(engine):
+            upgrade_schema(engine)
         return cls(engine)
 
     @classmethod
     def open(cls, url: str) -> HubStore:
         """Open an existing store; refuses a schema that is not at this code's head revision."""
         engine = create_store_engine(url)
-        current, head = schema_revision(engine), head_revision()
+        with _reachable(engine):
+            current = schema_revision(engine)
+        head = head_revision()
         if current != head:
             engine.dispose()
             found = "no FLUTE schema" if current is None else f"schema revision {current}"

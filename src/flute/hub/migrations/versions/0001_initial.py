@@ -69,13 +69,19 @@ def upgrade() -> None:
     op.create_table(
         "provenance",
         sa.Column("id", ROW_ID, primary_key=True, autoincrement=True),
-        sa.Column("resource_row_id", ROW_ID, sa.ForeignKey("fhir_resource.row_id"), nullable=False),
+        sa.Column("resource_type", sa.String(64), nullable=False),
+        sa.Column("resource_id", sa.String(64), nullable=False),
+        sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("batch_id", ROW_ID, sa.ForeignKey("import_batch.id"), nullable=False),
         sa.Column("source", sa.Text(), nullable=False),
-        sa.Column("content_hash", sa.String(64), nullable=False),
         sa.Column("recorded_at", TIMESTAMP, nullable=False),
+        sa.ForeignKeyConstraint(
+            ["resource_type", "resource_id", "content_hash"],
+            ["fhir_resource.resource_type", "fhir_resource.resource_id", "fhir_resource.content_hash"],
+            name="fk_provenance_resource_version",
+        ),
     )
-    op.create_index("ix_provenance_resource_row_id", "provenance", ["resource_row_id"])
+    op.create_index("ix_provenance_resource_version", "provenance", ["resource_type", "resource_id", "content_hash"])
     op.create_table(
         "study_row",
         sa.Column("pseudonym", sa.String(64), sa.ForeignKey("patient.pseudonym"), primary_key=True),
