@@ -58,11 +58,13 @@ def preprocessing(draw: st.DrawFn, size: int) -> Preprocessing:
     return Preprocessing(draw(vectors(size)), draw(vectors(size, positive)))
 
 
+@settings(max_examples=50, deadline=None)
 @given(rows)
 def test_stats_ins_round_trips(selection: RowSelection) -> None:
     assert StatsIns.from_record(wire(StatsIns(selection).to_record())) == StatsIns(selection)
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 8).flatmap(lambda d: st.tuples(st.integers(0, 10**6), arrays(np.int64, d, elements=st.integers(0, 10**6)), vectors(d), vectors(d))), st.integers(0, 10**6), st.text(min_size=1, max_size=30))
 def test_stats_res_round_trips(parts: tuple, n_positive: int, hub: str) -> None:
     n_rows, observed, total, squares = parts
@@ -73,7 +75,7 @@ def test_stats_res_round_trips(parts: tuple, n_positive: int, hub: str) -> None:
         np.testing.assert_array_equal(getattr(back.sums, name), getattr(original.sums, name))
 
 
-@settings(max_examples=50)
+@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 8).flatmap(lambda d: st.tuples(vectors(d + 1), preprocessing(d))), st.integers(0, 1000), rows, st.tuples(positive, positive))
 def test_train_ins_round_trips(parts: tuple, round_number: int, selection: RowSelection, class_weights: tuple[float, float]) -> None:
     weights, prep = parts
@@ -84,6 +86,7 @@ def test_train_ins_round_trips(parts: tuple, round_number: int, selection: RowSe
     np.testing.assert_array_equal(back.preprocessing.scales, prep.scales)
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 6).flatmap(lambda d: st.tuples(vectors(d), arrays(np.float64, (d, d), elements=finite))), positive, finite)
 def test_newton_res_round_trips(parts: tuple, weight_total: float, loss_total: float) -> None:
     gradient, hessian = parts
@@ -93,6 +96,7 @@ def test_newton_res_round_trips(parts: tuple, weight_total: float, loss_total: f
     np.testing.assert_array_equal(back.hessian, hessian)
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 9).flatmap(vectors), positive, finite)
 def test_fit_res_round_trips(weights: np.ndarray, weight_total: float, loss_total: float) -> None:
     back = FitRes.from_record(wire(FitRes(LocalFit(weights, weight_total, loss_total)).to_record())).fit
@@ -100,6 +104,7 @@ def test_fit_res_round_trips(weights: np.ndarray, weight_total: float, loss_tota
     assert (back.weight_total, back.loss_total) == (weight_total, loss_total)
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.integers(1, 6).flatmap(lambda d: st.tuples(vectors(d + 1), preprocessing(d))), rows)
 def test_eval_ins_round_trips(parts: tuple, selection: RowSelection) -> None:
     weights, prep = parts
@@ -108,6 +113,7 @@ def test_eval_ins_round_trips(parts: tuple, selection: RowSelection) -> None:
     np.testing.assert_array_equal(back.weights, weights)
 
 
+@settings(max_examples=50, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 1), st.floats(0.0, 1.0)), min_size=1, max_size=60))
 def test_eval_res_round_trips(scored: list[tuple[int, float]]) -> None:
     grid = ScoreGrid(n_bins=1000)
