@@ -21,6 +21,7 @@ def test_engine_preprocessing_equals_pooled_statistics() -> None:
     np.testing.assert_allclose(prep.means, np.nanmean(logged, axis=0), rtol=1e-13)
     np.testing.assert_allclose(prep.scales, np.nanstd(logged, axis=0, ddof=1), rtol=1e-11)
     assert sum(count.n for count in result.hubs) == pooled(tables).n
+    assert sum(count.n_incomplete for count in result.hubs) == int(np.isnan(pooled(tables).features).any(axis=1).sum())
 
 
 def test_cv_preprocessing_uses_only_the_training_folds() -> None:

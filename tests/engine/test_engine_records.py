@@ -68,9 +68,10 @@ def test_stats_ins_round_trips(selection: RowSelection) -> None:
 @given(st.integers(1, 8).flatmap(lambda d: st.tuples(st.integers(0, 10**6), arrays(np.int64, d, elements=st.integers(0, 10**6)), vectors(d), vectors(d))), st.integers(0, 10**6), st.text(min_size=1, max_size=30))
 def test_stats_res_round_trips(parts: tuple, n_positive: int, hub: str) -> None:
     n_rows, observed, total, squares = parts
-    original = StatsRes(hub, ColumnSums(n_rows, observed, total, squares), n_positive)
+    original = StatsRes(hub, ColumnSums(n_rows, observed, total, squares, n_rows // 3), n_positive)
     back = StatsRes.from_record(wire(original.to_record()))
     assert back.hub == hub and back.n_positive == n_positive and back.sums.n_rows == n_rows
+    assert back.sums.n_incomplete == n_rows // 3
     for name in ("n_observed", "total", "total_squares"):
         np.testing.assert_array_equal(getattr(back.sums, name), getattr(original.sums, name))
 

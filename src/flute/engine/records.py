@@ -182,8 +182,8 @@ class StatsIns:
 
 @dataclass(frozen=True)
 class StatsRes:
-    """The hub's name, column sums of the selected rows (after log-transform) and their outcome
-    counts."""
+    """The hub's name, column sums of the selected rows (after log-transform, with the count of
+    rows missing a value) and their outcome counts."""
 
     hub: str
     sums: ColumnSums
@@ -194,7 +194,7 @@ class StatsRes:
             {
                 HUB: ConfigRecord({"name": self.hub}),
                 COLUMN_SUMS: _arrays(n_observed=self.sums.n_observed, total=self.sums.total, total_squares=self.sums.total_squares),
-                COUNTS: MetricRecord({"n-rows": self.sums.n_rows, "n-positive": self.n_positive}),
+                COUNTS: MetricRecord({"n-rows": self.sums.n_rows, "n-incomplete": self.sums.n_incomplete, "n-positive": self.n_positive}),
             }
         )
 
@@ -207,6 +207,7 @@ class StatsRes:
             n_observed=_array(arrays, COLUMN_SUMS, "n_observed", dtype=np.int64, ndim=1),
             total=_array(arrays, COLUMN_SUMS, "total", dtype=np.float64, ndim=1),
             total_squares=_array(arrays, COLUMN_SUMS, "total_squares", dtype=np.float64, ndim=1),
+            n_incomplete=_int(counts, COUNTS, "n-incomplete"),
         )
         hub = str(_scalar(_config_record(record, HUB), HUB, "name", str))
         return cls(hub, sums, _int(counts, COUNTS, "n-positive"))

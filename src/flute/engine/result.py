@@ -87,9 +87,12 @@ class TaskOutcome:
 
 @dataclass(frozen=True)
 class HubCount:
+    """A hub's eligible rows, csPCa cases and rows missing at least one study variable."""
+
     hub: str
     n: int
     n_positive: int
+    n_incomplete: int
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,7 @@ class StudyResult:
                         "hubs": [count.hub for count in self.hubs],
                         "hub-rows": [count.n for count in self.hubs],
                         "hub-positives": [count.n_positive for count in self.hubs],
+                        "hub-incomplete": [count.n_incomplete for count in self.hubs],
                         "dropped": list(self.dropped_hubs),
                         "tasks": [outcome.task.key for outcome in self.outcomes],
                     }
@@ -150,7 +154,10 @@ class StudyResult:
             raise RecordFormatError(f"record holds no study result ({RESULT!r} missing)")
         head = record.config_records[RESULT]
         spec = StudySpec.from_json(str(head["spec"]), source="stored result")
-        hubs = tuple(HubCount(str(h), int(n), int(p)) for h, n, p in zip(_list(head, "hubs"), _list(head, "hub-rows"), _list(head, "hub-positives")))
+        hubs = tuple(
+            HubCount(str(h), int(n), int(p), int(i))  # type: ignore[call-overload]
+            for h, n, p, i in zip(_list(head, "hubs"), _list(head, "hub-rows"), _list(head, "hub-positives"), _list(head, "hub-incomplete"), strict=True)
+        )
         outcomes = tuple(
             _get_outcome(record, f"{RESULT}.{index}", Task.from_key(str(key)), spec)
             for index, key in enumerate(_list(head, "tasks"))

@@ -27,9 +27,10 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
     )
     pets = () if spec.pets.mode == "none" else (spec.pets.mode,)
     rounds = result.final_model.rounds if result.of_kind("final") else None
+    missing = {count.hub: 100.0 * count.n_incomplete / count.n for count in result.hubs if count.n}
     return build_validation_report(
         StudyDescription(spec.study_id, spec.name, model),
         RunDescription(mode=mode, pets=pets, rounds=rounds),
-        [NamedSummary(hub, summary) for hub, summary in sorted(sites.items())],
-        internal_external=[NamedSummary(hub, summary) for hub, summary in sorted(result.loho_summaries().items())],
+        [NamedSummary(hub, summary, missing.get(hub)) for hub, summary in sorted(sites.items())],
+        internal_external=[NamedSummary(hub, summary, missing.get(hub)) for hub, summary in sorted(result.loho_summaries().items())],
     )

@@ -187,7 +187,7 @@ class Coordinator:
         if len(set(names)) != len(names):
             raise StudyFailed(f"hubs must have distinct names, got {sorted(names)}")
         self.federation.names = {node: reply.hub for node, reply in replies.items()}
-        counts = sorted((HubCount(r.hub, r.sums.n_rows, r.n_positive) for r in replies.values()), key=lambda c: c.hub)
+        counts = sorted((HubCount(r.hub, r.sums.n_rows, r.n_positive, r.sums.n_incomplete) for r in replies.values()), key=lambda c: c.hub)
         return tuple(counts)
 
     # -- one task -----------------------------------------------------------------------------

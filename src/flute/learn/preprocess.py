@@ -21,13 +21,14 @@ class PreprocessingError(ValueError):
 
 @dataclass(frozen=True)
 class ColumnSums:
-    """Additive per-column summaries of observed (non-NaN) values: adding two hubs' sums gives the
-    sums of their pooled rows."""
+    """Additive per-column summaries of observed (non-NaN) values, and the number of rows missing
+    at least one value: adding two hubs' sums gives the sums of their pooled rows."""
 
     n_rows: int
     n_observed: np.ndarray
     total: np.ndarray
     total_squares: np.ndarray
+    n_incomplete: int = 0
 
     def __add__(self, other: ColumnSums) -> ColumnSums:
         if self.total.shape != other.total.shape:
@@ -37,6 +38,7 @@ class ColumnSums:
             n_observed=self.n_observed + other.n_observed,
             total=self.total + other.total,
             total_squares=self.total_squares + other.total_squares,
+            n_incomplete=self.n_incomplete + other.n_incomplete,
         )
 
     @property
@@ -72,6 +74,7 @@ def column_sums(features: np.ndarray) -> ColumnSums:
         n_observed=observed.sum(axis=0).astype(np.int64),
         total=filled.sum(axis=0),
         total_squares=(filled * filled).sum(axis=0),
+        n_incomplete=int((~observed).any(axis=1).sum()),
     )
 
 
