@@ -90,11 +90,6 @@ def test_study_run_over_hub_homes_matches_centralised_training(hub_homes: list[P
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="flute.evaluate: wilson_interval(0, n) returns a lower bound of ~1e-17 > 0, so the calibration "
-    "plot gets a negative error bar and matplotlib refuses it; remove this marker once fixed",
-)
 def test_study_run_writes_the_html_report(study_run: tuple[Result, Path]) -> None:
     run, out = study_run
     assert run.exit_code == 0, run.output

@@ -55,3 +55,11 @@ def test_threshold_off_the_grid_is_refused(grid: ScoreGrid) -> None:
     summary = summarise_scores(np.array([0, 1]), np.array([0.1, 0.9]), grid)
     with pytest.raises(ValueError, match="0.125 is not an edge"):
         decision_curve(summary, [0.125])
+
+
+@pytest.mark.parametrize("events,n", [(0, 1), (0, 3), (0, 1000), (3, 3), (1000, 1000), (1, 7)])
+def test_wilson_interval_contains_the_observed_proportion(events: int, n: int) -> None:
+    from flute.evaluate.calibration import wilson_interval
+
+    lower, upper = wilson_interval(events, n)
+    assert 0.0 <= lower <= events / n <= upper <= 1.0

@@ -125,7 +125,11 @@ def wilson_interval(events: int, n: int) -> tuple[float, float]:
     z2 = Z_975**2
     centre = (proportion + z2 / (2 * n)) / (1 + z2 / n)
     half = Z_975 * np.sqrt(proportion * (1 - proportion) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
+    # Clamp so the interval always contains the observed proportion: at 0 or n events the
+    # closed form is off by rounding (e.g. 5.6e-17 > 0), which would invert an error bar.
+    lower = min(proportion, max(0.0, centre - half))
+    upper = max(proportion, min(1.0, centre + half))
+    return (float(lower), float(upper))
 
 
 def calibration_curve(summary: ScoreSummary, n_groups: int = 10) -> tuple[CalibrationGroup, ...]:
