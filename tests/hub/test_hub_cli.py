@@ -61,3 +61,4 @@ def test_hub_cli_errors_are_clear(tmp_path: Path) -> None:
     refused = flute("hub", "init", "--name", "x", "--db", "postgresql+psycopg://u:secret@127.0.0.1:1/db", "--home", tmp_path / "pg", expect=2)
     assert "cannot use the hub database" in refused and "secret" not in refused
     assert "exactly one source" in flute("hub", "import", "--home", home, expect=2)
+

@@ -7,6 +7,7 @@ import importlib
 import pkgutil
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,7 +15,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 import flute.hub
-from flute.hub.home import SECRETS_FILE, SQLITE_FILE, HubHomeError, load_key
+from flute.hub.home import CONFIG_FILE, SECRETS_FILE, SQLITE_FILE, HubHomeError, load_key
 from flute.hub.models import Base
 from flute.hub.node import init_hub, open_hub
 from flute.hub.pseudonym import Pseudonymizer
@@ -88,3 +89,15 @@ def test_open_refuses_an_outdated_schema(hub_db_url_or_sqlite: str) -> None:
     store.close()
     with pytest.raises(SchemaBehindError, match="flute hub upgrade"):
         HubStore.open(hub_db_url_or_sqlite)
+
+
+@pytest.mark.postgres
+def test_database_password_lives_in_the_secrets_file(tmp_path: Path, postgres_server: Any) -> None:
+    url = postgres_server.create_database().replace("postgres@", "postgres:s3cret-pw@")
+    home = tmp_path / "hub"
+    init_hub(home, "pg", url)
+    assert "s3cret-pw" not in (home / CONFIG_FILE).read_text()
+    assert "s3cret-pw" in (home / SECRETS_FILE).read_text()
+    with open_hub(home) as hub:
+        assert hub.store.engine.url.password == "s3cret-pw"
+        assert hub.import_paths([IG_INCLUDED]).stored == 7

@@ -29,7 +29,8 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 @contextmanager
 def _clear_errors() -> Iterator[None]:
-    """Expected failures (missing hub, schema behind, bad input paths) as one clear line, exit 2."""
+    """Expected failures (missing hub, schema behind, bad input paths, a FHIR server refusing)
+    as one clear line, exit 2. A failed import's batch stays recorded as failed."""
     from flute.fhir.rest import FhirServerError
     from flute.hub.home import HubHomeError
     from flute.hub.store import StoreError
@@ -84,22 +85,17 @@ def import_(
     as_json: JsonOption = False,
 ) -> None:
     """Validate and import FHIR; rejected entries go to the quarantine with their reasons."""
-    from flute.fhir.rest import FhirServerError
     from flute.hub.home import resolve_home
     from flute.hub.node import open_hub
 
     if bool(paths) == bool(from_fhir):
         typer.echo("error: give either PATH... or --from-fhir URL (exactly one source per import)", err=True)
         raise typer.Exit(2)
-    try:
-        with _clear_errors(), open_hub(resolve_home(home)) as hub:
-            if from_fhir:
-                report = hub.import_from_server(from_fhir, headers=_headers(fhir_header or []), chunk_entries=chunk_size)
-            else:
-                report = hub.import_paths(paths or [], chunk_entries=chunk_size)
-    except FhirServerError as exc:
-        typer.echo(f"error: {exc} (the batch is recorded as failed; entries read before the failure are kept)", err=True)
-        raise typer.Exit(2) from exc
+    with _clear_errors(), open_hub(resolve_home(home)) as hub:
+        if from_fhir:
+            report = hub.import_from_server(from_fhir, headers=_headers(fhir_header or []), chunk_entries=chunk_size)
+        else:
+            report = hub.import_paths(paths or [], chunk_entries=chunk_size)
     if as_json:
         _print_json(report.to_json())
         return
@@ -111,13 +107,14 @@ def import_(
     _print_counts("derivation findings by rule", report.derivation_issues_by_rule)
 
 
-def _headers(values: list[str]) -> dict[str, str]:
+def _headers(lines: list[str]) -> dict[str, str]:
+    """'Name: value' lines as a header mapping (ValueError names the malformed one)."""
     headers = {}
-    for value in values:
-        name, separator, content = value.partition(":")
+    for line in lines:
+        name, separator, value = line.partition(":")
         if not separator or not name.strip():
-            raise typer.BadParameter(f"{value!r} is not 'Name: value'", param_hint="--fhir-header")
-        headers[name.strip()] = content.strip()
+            raise ValueError(f"--fhir-header {line!r} is not 'Name: value' (e.g. 'Authorization: Bearer TOKEN')")
+        headers[name.strip()] = value.strip()
     return headers
 
 

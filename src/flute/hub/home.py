@@ -32,15 +32,17 @@ class HubHomeError(RuntimeError):
 
 @dataclass(frozen=True)
 class HubConfig:
-    """What `flute hub init` records: the hub's name, its database URL (None: the SQLite file in
-    the home, so the home can be moved) and the namespace that qualifies bare Patient ids before
-    pseudonymisation (so equal ids at two hospitals get different pseudonyms)."""
+    """What `flute hub init` records: the hub's name, its database URL without any password
+    (None: the SQLite file in the home, so the home can be moved) and the namespace that
+    qualifies bare Patient ids before pseudonymisation (so equal ids at two hospitals get
+    different pseudonyms)."""
 
     name: str
     source_namespace: str
     db_url: str | None = None
 
     def database_url(self, home: Path) -> str:
+        """The URL as shown to people: never with a password."""
         return self.db_url or f"sqlite:///{(home / SQLITE_FILE).resolve()}"
 
 
@@ -53,8 +55,17 @@ def resolve_home(home: Path | None) -> Path:
 
 
 def new_config(home: Path, name: str, db_url: str | None = None) -> HubConfig:
-    """The configuration of a hub about to be created; refuses an existing hub so that a key is
-    never silently replaced (which would change every pseudonym)."""
+    """The configuration of a hub about to be created (a password in `db_url` is left out: it
+    goes to the secrets file); refuses an existing hub so that a key is never silently replaced
+    (which would change every pseudonym)."""
+    from sqlalchemy.engine import make_url
+
+    _refuse_existing(home, name)
+    public_url = make_url(db_url)._replace(password=None).render_as_string(hide_password=False) if db_url else None
+    return HubConfig(name=name, source_namespace=f"urn:flute:hub:{name}", db_url=public_url)
+
+
+def _refuse_existing(home: Path, name: str) -> None:
     if not name.strip():
         raise HubHomeError("hub name must not be empty (pass --name, e.g. --name hospital-a)")
     if (home / CONFIG_FILE).exists() or (home / SECRETS_FILE).exists():
@@ -62,13 +73,16 @@ def new_config(home: Path, name: str, db_url: str | None = None) -> HubConfig:
             f"{home} already holds a hub ({CONFIG_FILE}/{SECRETS_FILE} exist); choose another --home "
             "or remove it deliberately - re-initialising would replace the pseudonym key"
         )
-    return HubConfig(name=name, source_namespace=f"urn:flute:hub:{name}", db_url=db_url)
 
 
-def write_home(home: Path, config: HubConfig) -> None:
-    """Create the home: config and a fresh random pseudonym key (0600)."""
+def write_home(home: Path, config: HubConfig, db_password: str | None = None) -> None:
+    """Create the home: config, and the secrets file (0600) with a fresh random pseudonym key
+    and the database password, if any."""
     home.mkdir(parents=True, exist_ok=True)
-    _write_secret(home / SECRETS_FILE, secrets.token_bytes(KEY_BYTES))
+    private: dict[str, str] = {"pseudonym_key": secrets.token_bytes(KEY_BYTES).hex()}
+    if db_password:
+        private["db_password"] = db_password
+    _write_secret(home / SECRETS_FILE, private)
     table: dict[str, str] = {"name": config.name, "source_namespace": config.source_namespace}
     if config.db_url:
         table["db_url"] = config.db_url
@@ -87,24 +101,41 @@ def load_config(home: Path) -> HubConfig:
 
 
 def load_key(home: Path) -> bytes:
-    """The hub's pseudonym key; refuses a key file readable by group or others."""
+    """The hub's pseudonym key."""
+    try:
+        return bytes.fromhex(_load_secrets(home)["pseudonym_key"])
+    except (KeyError, ValueError) as exc:
+        raise HubHomeError(f"{home / SECRETS_FILE} does not hold a valid pseudonym_key ({exc})") from exc
+
+
+def connection_url(home: Path, config: HubConfig) -> str:
+    """The database URL to connect with: the configured one plus the password from the secrets."""
+    from sqlalchemy.engine import make_url
+
+    password = _load_secrets(home).get("db_password")
+    url = config.database_url(home)
+    return make_url(url).set(password=password).render_as_string(hide_password=False) if password else url
+
+
+def _load_secrets(home: Path) -> dict[str, str]:
+    """The secrets file; refuses one readable by group or others."""
     path = home / SECRETS_FILE
     if not path.is_file():
-        raise HubHomeError(f"pseudonym key file {path} missing: this hub cannot compute pseudonyms; restore it from backup")
+        raise HubHomeError(f"secrets file {path} missing: this hub cannot compute pseudonyms; restore it from backup")
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise HubHomeError(f"{path} has permissions {mode:o}; the key must be private: chmod 600 {path}")
     try:
-        return bytes.fromhex(tomllib.loads(path.read_text(encoding="utf-8"))["pseudonym_key"])
-    except (tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
-        raise HubHomeError(f"{path} does not hold a valid pseudonym_key ({exc})") from exc
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise HubHomeError(f"{path} is not valid TOML ({exc})") from exc
 
 
-def _write_secret(path: Path, key: bytes) -> None:
+def _write_secret(path: Path, values: dict[str, str]) -> None:
     # Created with 0600 from the start: no window in which the key is world-readable.
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(tomli_w.dumps({"pseudonym_key": key.hex()}))
+        handle.write(tomli_w.dumps(values))
 
 
 @contextmanager

@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from sqlalchemy.engine import make_url
+
 from flute.fhir.extract import InclusionRule
 from flute.fhir.source import ImportUnit
-from flute.hub.home import HubConfig, import_lock, load_config, load_key, new_config, write_home
+from flute.hub.home import HubConfig, connection_url, import_lock, load_config, load_key, new_config, write_home
 from flute.hub.ingest import DEFAULT_CHUNK_ENTRIES, BatchReport, Ingestor
 from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore, create_store_engine, upgrade_schema
@@ -79,20 +81,20 @@ def init_hub(home: Path, name: str, db_url: str | None = None) -> HubConfig:
     """Create a hub: migrate its database to the current schema, then write config and key."""
     config = new_config(home, name, db_url)
     home.mkdir(parents=True, exist_ok=True)
-    HubStore.create(config.database_url(home)).close()
-    write_home(home, config)
+    HubStore.create(db_url or config.database_url(home)).close()
+    write_home(home, config, make_url(db_url).password if db_url else None)
     return config
 
 
 def open_hub(home: Path) -> Hub:
     config = load_config(home)
     pseudonymizer = Pseudonymizer(load_key(home), config.source_namespace)
-    return Hub(home=home, config=config, store=HubStore.open(config.database_url(home)), pseudonymizer=pseudonymizer)
+    return Hub(home=home, config=config, store=HubStore.open(connection_url(home, config)), pseudonymizer=pseudonymizer)
 
 
 def upgrade_hub(home: Path) -> None:
     """Apply pending schema migrations to an existing hub's database."""
-    engine = create_store_engine(load_config(home).database_url(home))
+    engine = create_store_engine(connection_url(home, load_config(home)))
     try:
         upgrade_schema(engine)
     finally:
