@@ -95,7 +95,17 @@ class FedAdamSpec(_Strict):
     tau: float = Field(default=1e-3, gt=0.0)
 
 
-StrategySpec = Annotated[Union[NewtonSpec, FedAvgSpec, FedProxSpec, FedAdamSpec], Field(discriminator="name")]
+class ClippedGradientSpec(_Strict):
+    """Full-batch federated gradient descent on summed PER-RECORD clipped gradients: one record
+    moves a round's gradient sum by at most `clip_norm` (L2), which is what record-level DP needs
+    (pets.mode 'secagg_dp' adds Gaussian noise to that sum). Step size: training.learning_rate;
+    steps: training.rounds."""
+
+    name: Literal["clipped_gradient"]
+    clip_norm: float = Field(default=1.0, gt=0.0, le=1e3)
+
+
+StrategySpec = Annotated[Union[NewtonSpec, FedAvgSpec, FedProxSpec, FedAdamSpec, ClippedGradientSpec], Field(discriminator="name")]
 
 
 def _vetted(spec_union: object) -> tuple[str, ...]:
@@ -150,10 +160,92 @@ class EvaluationSpec(_Strict):
         return folds
 
 
-class PetOptions(_Strict):
-    """Privacy-enhancing technologies applied to this study's exchanges (F-SRS-4)."""
+class SecAggOptions(_Strict):
+    """Secure aggregation of every additive hub answer (flute.privacy.secagg; F-SRS-10, URS-2).
 
-    mode: Literal["none"] = "none"
+    threshold: hubs needed to finish a round (Shamir threshold t); None = a majority of the hubs
+    in the round, the smallest value the protocol accepts. neighbours: even k for the SecAgg+
+    sparse graph (None = every pair masks). clip_bound / scale_bits: fixed-point encoding of
+    real-valued sums (B and 2^s; n_hubs * B * 2^s must stay below 2^63). A hub whose sum would
+    be clipped refuses rather than send a wrong value."""
+
+    threshold: int | None = Field(default=None, ge=2)
+    neighbours: int | None = Field(default=None, ge=2)
+    clip_bound: float = Field(default=2.0**30, gt=0.0, le=2.0**40)
+    scale_bits: int = Field(default=24, ge=8, le=40)
+
+    @field_validator("neighbours")
+    @classmethod
+    def _even_neighbours(cls, neighbours: int | None) -> int | None:
+        if neighbours is not None and neighbours % 2:
+            raise ValueError(f"neighbours must be even (k/2 on each side of the SecAgg+ ring), got {neighbours}")
+        return neighbours
+
+    @model_validator(mode="after")
+    def _no_overflow_for_small_federations(self) -> SecAggOptions:
+        if self.clip_bound * 2.0**self.scale_bits * 2 >= 2.0**63:
+            raise ValueError(
+                f"clip_bound {self.clip_bound:g} * 2^{self.scale_bits} overflows the 2^64 ring with 2 hubs; lower one of them"
+            )
+        return self
+
+
+class DpOptions(_Strict):
+    """Record-level differential privacy of the whole study (URS-6/7/8, NF-HUF-1).
+
+    The study's (target_epsilon, delta) covers every DP release of every task (CV folds and the
+    final model compose: each record may take part in all of them). unit: one patient's record.
+    noise: 'distributed' = each hub adds a share so that the SUM carries the full noise (needs
+    secure aggregation; tolerated_colluders / tolerated_dropouts hubs may collude with the
+    aggregator / drop out without weakening it); 'local' = each hub adds the full noise itself
+    (no trust in the aggregator or other hubs, n times the variance). feature_bounds: per
+    cohort variable, [lower, upper] in raw units, the clipping range of the DP column sums."""
+
+    target_epsilon: float = Field(gt=0.0, le=10.0)
+    delta: float = Field(default=1e-5, gt=0.0, le=1e-3)
+    unit: Literal["record"] = "record"
+    noise: Literal["distributed", "local"] = "distributed"
+    tolerated_colluders: int = Field(default=0, ge=0)
+    tolerated_dropouts: int = Field(default=0, ge=0)
+    feature_bounds: dict[str, tuple[float, float]]
+
+    @field_validator("feature_bounds")
+    @classmethod
+    def _ordered_bounds(cls, bounds: dict[str, tuple[float, float]]) -> dict[str, tuple[float, float]]:
+        bad = [name for name, (lower, upper) in bounds.items() if not lower < upper]
+        if bad:
+            raise ValueError(f"feature_bounds of {bad} need lower < upper")
+        return bounds
+
+
+class PetOptions(_Strict):
+    """Privacy-enhancing technologies applied to this study's exchanges (F-SRS-4, F-SRS-10).
+
+    mode 'none': hubs answer in the clear. 'secagg': every additive answer (column sums, Newton or
+    gradient sums, weighted local models, evaluation histograms) is securely aggregated, so the
+    coordinator sees only sums over hubs. 'secagg_dp': secure aggregation plus record-level DP of
+    training and preprocessing (`dp`); requires strategy 'clipped_gradient'."""
+
+    mode: Literal["none", "secagg", "secagg_dp"] = "none"
+    secagg: SecAggOptions | None = None
+    dp: DpOptions | None = None
+
+    @model_validator(mode="after")
+    def _options_match_mode(self) -> PetOptions:
+        if self.mode == "none" and (self.secagg is not None or self.dp is not None):
+            raise ValueError("pets.secagg / pets.dp are set but pets.mode is 'none'; set mode 'secagg' or 'secagg_dp', or remove them")
+        if self.mode == "secagg" and self.dp is not None:
+            raise ValueError("pets.dp is set but pets.mode is 'secagg'; use mode 'secagg_dp' for differential privacy")
+        if self.mode == "secagg_dp" and self.dp is None:
+            raise ValueError("pets.mode 'secagg_dp' needs pets.dp (target_epsilon, delta, feature_bounds, ...)")
+        return self
+
+    @property
+    def secure_aggregation(self) -> SecAggOptions | None:
+        """The secure-aggregation options in force (defaults when the mode asks for it)."""
+        if self.mode == "none":
+            return None
+        return self.secagg or SecAggOptions()
 
 
 class StudySpec(_Strict):
@@ -178,6 +270,46 @@ class StudySpec(_Strict):
         stray = [name for name in self.preprocessing.log_transform if name not in self.cohort.variables]
         if stray:
             raise ValueError(f"preprocessing.log_transform names {stray}, which are not in cohort.variables {list(self.cohort.variables)}")
+        return self
+
+    @model_validator(mode="after")
+    def _pets_fit_the_study(self) -> StudySpec:
+        """PET choices that only make sense together with the rest of the spec (F-SRS-4)."""
+        secagg = self.pets.secure_aggregation
+        if secagg is None:
+            return self
+        if self.evaluation.leave_one_hub_out:
+            raise ValueError(
+                "evaluation.leave_one_hub_out scores a single held-out hub, whose histogram secure aggregation cannot hide; "
+                "set evaluation.leave_one_hub_out = false with pets.mode 'secagg'/'secagg_dp'"
+            )
+        if self.federation.min_hubs < 2:
+            raise ValueError("secure aggregation needs at least 2 hubs per round; set federation.min_hubs >= 2")
+        if secagg.threshold is not None and secagg.threshold > self.federation.min_hubs:
+            raise ValueError(
+                f"pets.secagg.threshold {secagg.threshold} exceeds federation.min_hubs {self.federation.min_hubs}: a round the "
+                "study accepts could never complete; lower the threshold or raise min_hubs"
+            )
+        dp = self.pets.dp
+        if dp is None:
+            return self
+        if not isinstance(self.strategy, ClippedGradientSpec):
+            raise ValueError(
+                f"pets.mode 'secagg_dp' trains with per-record clipped gradients; set strategy.name = 'clipped_gradient' "
+                f"(got {self.strategy.name!r}, whose per-hub updates have no record-level sensitivity bound)"
+            )
+        missing = [name for name in self.cohort.variables if name not in dp.feature_bounds]
+        stray = [name for name in dp.feature_bounds if name not in self.cohort.variables]
+        if missing or stray:
+            raise ValueError(f"pets.dp.feature_bounds must bound exactly the cohort variables: missing {missing}, not in the cohort {stray}")
+        non_positive = [name for name in self.preprocessing.log_transform if dp.feature_bounds[name][0] <= 0]
+        if non_positive:
+            raise ValueError(f"pets.dp.feature_bounds of log-transformed {non_positive} must have a lower bound > 0")
+        if dp.tolerated_colluders + dp.tolerated_dropouts >= self.federation.min_hubs:
+            raise ValueError(
+                f"pets.dp tolerates {dp.tolerated_colluders} colluder(s) and {dp.tolerated_dropouts} dropout(s), but a round may have "
+                f"only federation.min_hubs = {self.federation.min_hubs} hubs: at least one honest surviving hub must remain"
+            )
         return self
 
     def score_grid(self) -> ScoreGrid:
