@@ -1,0 +1,24 @@
+"""Governance in the hub store: organisations, users, roles, sessions, tokens, login throttle
+and the hash-chained audit log (F-PIL-20/21, F-SRS-8); the same tables as the coordinator's.
+
+Revision ID: governance_0001
+Revises: ledger_0001
+Create Date: 2026-11-22
+"""
+
+from __future__ import annotations
+
+from flute.governance import schema_0001
+
+revision = "governance_0001"
+down_revision = "ledger_0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    schema_0001.upgrade()
+
+
+def downgrade() -> None:
+    schema_0001.downgrade()
