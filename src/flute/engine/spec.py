@@ -354,7 +354,7 @@ class StudySpec(_Strict):
         return self.model_dump_json()
 
     def save(self, path: Path) -> None:
-        data = self.model_dump(mode="json")
+        data = self.model_dump(mode="json", exclude_none=True)  # TOML has no null; every None is a default
         if path.suffix == ".toml":
             path.write_text(tomli_w.dumps(data), encoding="utf-8")
         elif path.suffix == ".json":
