@@ -77,7 +77,18 @@ def run_import(cohort: Path, hubs: Path) -> ImportRun:
     return run
 
 
-def fhir_resources_parse_rate(cohort: Path) -> tuple[int, float]:
+@dataclass(frozen=True)
+class ParseRun:
+    resources: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def per_s(self) -> float:
+        return self.resources / self.seconds
+
+
+def fhir_resources_parse(cohort: Path) -> ParseRun:
     """Parse every NDJSON line of the cohort into its fhir.resources R4B model (no validation
     against the IG profiles, no extraction, no storage): the reference rate."""
     from fhir.resources.R4B import get_fhir_model_class
@@ -85,13 +96,13 @@ def fhir_resources_parse_rate(cohort: Path) -> tuple[int, float]:
     lines = [line for site in _site_dirs(cohort) for path in sorted(site.glob("*.ndjson")) for line in path.read_bytes().splitlines() if line]
     types = [json.loads(line)["resourceType"] for line in lines]
     models = {name: get_fhir_model_class(name) for name in set(types)}
-    start = time.perf_counter()
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
     for name, line in zip(types, lines, strict=True):
         try:
             models[name].model_validate_json(line)
         except ValueError:
             pass  # the simulator writes a few invalid resources on purpose; they were parsed all the same
-    return len(lines), len(lines) / (time.perf_counter() - start)
+    return ParseRun(len(lines), time.perf_counter() - wall_start, time.process_time() - cpu_start)
 
 
 def simulate(out: Path, seed: int, scale: float) -> None:
@@ -111,17 +122,20 @@ def main() -> None:
         simulate(root / "cohort-1x", args.seed, 1.0)
         simulate(root / "cohort-10x", args.seed, 10.0)
         one = run_import(root / "cohort-1x", root / "hubs-1x")
-        parsed, parse_rate = fhir_resources_parse_rate(root / "cohort-1x")
+        parse = fhir_resources_parse(root / "cohort-1x")
         ten = run_import(root / "cohort-10x", root / "hubs-10x")
 
-    speedup = one.per_s / parse_rate
+    speedup = one.per_s / parse.per_s
+    cpu_rate, parse_cpu_rate = one.resources / one.cpu_seconds, parse.resources / parse.cpu_seconds
     memory_ratio = ten.peak_rss_mb / one.peak_rss_mb
     rows = [
         ("hub ingest 1x (read+validate+extract+store)", f"{one.resources} res", f"{one.per_s:,.0f} res/s", f"target >= {TARGET_RESOURCES_PER_S:,}"),
-        ("  same, per CPU second of the importer", "", f"{one.resources / one.cpu_seconds:,.0f} res/s", ""),
+        ("  same, per CPU second of the importer", "", f"{cpu_rate:,.0f} res/s", ""),
         ("hub ingest 10x", f"{ten.resources} res", f"{ten.per_s:,.0f} res/s", ""),
-        ("fhir.resources R4B parse only (reference)", f"{parsed} res", f"{parse_rate:,.0f} res/s", ""),
-        ("speedup hub / fhir.resources", "", f"{speedup:.1f}x", f"target >= {TARGET_SPEEDUP:.0f}x"),
+        ("fhir.resources R4B parse only (reference)", f"{parse.resources} res", f"{parse.per_s:,.0f} res/s", ""),
+        ("  same, per CPU second", "", f"{parse_cpu_rate:,.0f} res/s", ""),
+        ("speedup hub / fhir.resources (wall)", "", f"{speedup:.1f}x", f"target >= {TARGET_SPEEDUP:.0f}x"),
+        ("speedup hub / fhir.resources (CPU)", "", f"{cpu_rate / parse_cpu_rate:.1f}x", ""),
         ("peak RSS importer 1x", "", f"{one.peak_rss_mb:.0f} MB", ""),
         ("peak RSS importer 10x", "", f"{ten.peak_rss_mb:.0f} MB", f"ratio {memory_ratio:.2f} (target < {TARGET_MEMORY_RATIO})"),
     ]
@@ -130,14 +144,16 @@ def main() -> None:
     if args.json:
         args.json.write_text(json.dumps({
             "resources_per_s": round(one.per_s, 1),
-            "fhir_resources_parse_per_s": round(parse_rate, 1),
+            "fhir_resources_parse_per_s": round(parse.per_s, 1),
             "speedup": round(speedup, 2),
             "peak_rss_mb": round(one.peak_rss_mb, 1),
             "peak_rss_mb_10x": round(ten.peak_rss_mb, 1),
             "resources": one.resources,
             "resources_10x": ten.resources,
             "resources_per_s_10x": round(ten.per_s, 1),
-            "resources_per_cpu_s": round(one.resources / one.cpu_seconds, 1),
+            "resources_per_cpu_s": round(cpu_rate, 1),
+            "fhir_resources_parse_per_cpu_s": round(parse_cpu_rate, 1),
+            "speedup_cpu": round(cpu_rate / parse_cpu_rate, 2),
         }, indent=2) + "\n")
 
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from flute.cohort.variables import DRE, PIRADS, PROSTATE_VOLUME, PSA
+from flute.cohort.variables import DRE, PIRADS, PROSTATE_VOLUME, PSA, VARIABLE_NAMES
 from flute.hub.ingest import RULE_ROLLED_BACK, RULE_WITHDRAWN
 from flute.hub.models import BatchStatus, ImportBatch, ProvenanceRecord, StoredResource, StudyRowRecord
-from flute.hub.node import Hub
+from flute.hub.node import Hub, init_hub, open_hub
 from flute.hub.store import StoreError
 from flute.hub.summary import quarantined_entries, summarize
 
@@ -230,3 +230,23 @@ def test_batch_counts_add_up_and_match_the_tables(hub: Hub, tmp_path: Path) -> N
     )
     assert stored_rows == report.stored == len(good)
     assert len(quarantined_entries(hub.store, report.batch_id)) == report.quarantined == len(bad) + 4
+
+
+@pytest.mark.postgres
+def test_sqlite_and_postgresql_give_the_same_results(tmp_path: Path, postgres_server: Any) -> None:
+    """NF-PIL-2/4 acceptance: one input, two backends, identical tables, counts and quarantine."""
+    bad = patient_resources("x-2", isup=4)
+    find(bad, "Observation-PSA")["valueQuantity"]["code"] = "mmol/L"
+    source = write_ndjson(tmp_path / "mixed.ndjson", [*patient_resources("x-1", isup=1, with_volume=False), *bad, "{broken"])
+    results = []
+    for name, url in (("sqlite", None), ("postgresql", postgres_server.create_database())):
+        init_hub(tmp_path / name, "same", url)
+        with open_hub(tmp_path / name) as hub:
+            report = hub.import_paths([IG_INCLUDED, IG_EXCLUDED, source])
+            table = hub.store.study_table(VARIABLE_NAMES, included_only=False)
+            rows = sorted(zip(map(repr, table.features.tolist()), table.labels.tolist(), strict=True))
+            summary = summarize(hub.store)
+            reasons = sorted((e.location, tuple(r["rule"] for r in e.reasons)) for e in quarantined_entries(hub.store))
+            results.append((report.to_json() | {"source": None}, rows, summary.to_json() | {"batches": None}, reasons))
+    assert results[0] == results[1]
+    assert results[0][0]["quarantined"] == 2 and len(results[0][1]) == 2

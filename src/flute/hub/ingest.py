@@ -31,7 +31,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Table, select, update
 
-from flute.fhir.extract import InclusionRule, extract_patient
+from flute.fhir.extract import InclusionRule
 from flute.fhir.issues import Issue, Severity
 from flute.fhir.references import subject_id
 from flute.fhir.source import ImportUnit, SourceEntry
@@ -43,14 +43,12 @@ from flute.hub.models import (
     ProvenanceRecord,
     QuarantineRecord,
     StoredResource,
-    StudyRowRecord,
-    VARIABLE_COLUMNS,
 )
+from flute.hub.derive import derive_stale_rows
 from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore
 
 DEFAULT_CHUNK_ENTRIES = 2000
-DERIVATION_CHUNK_PATIENTS = 500
 
 RULE_UNREADABLE = "import.unreadable"
 RULE_DELETE = "import.delete-unsupported"
@@ -414,7 +412,9 @@ class Ingestor:
                 deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
             for chunk in _chunks(deferred, self._chunk_entries):
                 self._write_chunk(chunk, report, allow_defer=False)
-            self._derive_stale_rows(report)
+            derived, findings = derive_stale_rows(self._store.engine, report.batch_id, self._rule)
+            report.patients_derived += derived
+            report.derivation_issues_by_rule.update(findings)
         except BaseException as exc:
             self._finish_batch(report, BatchStatus.FAILED, f"{type(exc).__name__}: {exc}")
             raise
@@ -492,53 +492,6 @@ class Ingestor:
         report.quarantined += counts[EntryOutcome.QUARANTINED]
         report.quarantined_by_rule.update(rules)
         return deferred
-
-    def _derive_stale_rows(self, report: BatchReport) -> None:
-        """Re-derive the study rows of every patient marked stale (this batch's and any left by
-        an interrupted one), a chunk of patients per transaction."""
-        patient = PatientRecord.__table__.c
-        stored = StoredResource.__table__.c
-        rows = StudyRowRecord.__table__
-        while True:
-            with self._store.engine.begin() as connection:
-                pseudonyms = connection.execute(
-                    select(patient.pseudonym)
-                    .where(patient.needs_derivation.is_(True), patient.withdrawn_at.is_(None))
-                    .order_by(patient.pseudonym)
-                    .limit(DERIVATION_CHUNK_PATIENTS)
-                ).scalars().all()
-                if not pseudonyms:
-                    return
-                by_patient: dict[str, list[dict[str, Any]]] = {p: [] for p in pseudonyms}
-                for row in connection.execute(
-                    select(stored.patient_pseudonym, stored.body)
-                    .where(stored.patient_pseudonym.in_(pseudonyms), stored.is_current.is_(True), stored.withdrawn.is_(False))
-                    .order_by(stored.resource_type, stored.resource_id)
-                ):
-                    by_patient[row.patient_pseudonym].append(orjson.loads(row.body))
-                now = datetime.now(UTC)
-                derived = []
-                for pseudonym, resources in by_patient.items():
-                    patients = [r for r in resources if r.get("resourceType") == "Patient"]
-                    if not patients:
-                        continue
-                    study_row, issues = extract_patient(patients[0], [r for r in resources if r.get("resourceType") != "Patient"], self._rule)
-                    report.derivation_issues_by_rule.update(issue.rule for issue in issues)
-                    derived.append({
-                        "pseudonym": pseudonym,
-                        **{column: _number(study_row.variables.get(name)) for name, column in VARIABLE_COLUMNS.items()},
-                        "isup": study_row.isup, "cspca": study_row.cspca, "included": study_row.included,
-                        "derived_from_batch": report.batch_id, "updated_at": now,
-                    })
-                connection.execute(rows.delete().where(rows.c.pseudonym.in_(pseudonyms)))
-                if derived:
-                    connection.execute(rows.insert(), derived)
-                connection.execute(update(PatientRecord.__table__).where(patient.pseudonym.in_(pseudonyms)).values(needs_derivation=False))
-                report.patients_derived += len(derived)
-
-
-def _number(value: float | int | None) -> float | None:
-    return None if value is None else float(value)
 
 
 def _quarantine_row(rejected: _Rejected, batch_id: int, now: datetime) -> dict[str, Any]:
