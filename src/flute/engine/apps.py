@@ -24,6 +24,7 @@ from typing import Callable, Final
 
 from flute.cohort.table import StudyTable
 from flute.engine import hub_steps
+from flute.engine.consent_hook import require_consent
 from flute.engine.flower import ClientApp, Context, Grid, Message, RecordDict, ServerApp, record_to_bytes
 from flute.engine.records import EvalIns, StatsIns, TrainIns
 from flute.engine.result import StudyResult
@@ -83,6 +84,7 @@ HubStep = Callable[[StudySpec, StudyTable, RecordDict, Context], RecordDict]
 def _on_hub_table(message: Message, context: Context, step: HubStep) -> Message:
     """Validate the spec on the hub's side, read the hub's own table, run one step."""
     spec = spec_from_run_config(dict(context.run_config), side="hub")
+    require_consent(context.node_config, spec, message.metadata.message_type)
     with open_data_source(context.node_config) as source:
         table = source.study_table(spec.cohort.variables, included_only=spec.cohort.included_only)
     hub_steps.check_cohort(spec, table)
