@@ -1,0 +1,65 @@
+"""`make demo`'s main job end to end, as a user runs it: `flute demo --out DIR` in a real
+subprocess - simulate three hospitals, ingest each into its own hub store, run the federated
+csPCa study, print the validation table and write DIR/report.html."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FLUTE = Path(sys.executable).with_name("flute")
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], Path]:
+    out = tmp_path_factory.mktemp("demo") / "demo-output"
+    env = {**os.environ, "COLUMNS": "200", "FLWR_TELEMETRY_ENABLED": "0", "FLWR_DISABLE_UPDATE_CHECK": "1"}
+    run = subprocess.run([str(FLUTE), "demo", "--out", str(out)], capture_output=True, text=True, timeout=600, env=env)
+    return run, out
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_writes_the_report(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    run, out = demo_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in report
+    for site in ("vhebron", "irst", "chu-liege"):
+        assert site in report
+        assert site in run.stdout
+    assert "Pooled" in run.stdout
+    assert "leave one hospital out" in run.stdout
+
+
+@pytest.mark.slow
+def test_demo_quarantines_exactly_the_simulated_invalid_resources(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """Nothing invalid slips in and nothing valid is lost: each hub's quarantine count equals the
+    number of deliberately invalid resources the simulator wrote for that hospital."""
+    run, out = demo_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    manifest = json.loads((out / "fhir" / "manifest.json").read_text(encoding="utf-8"))
+    status = {}
+    for site in manifest["sites"]:
+        result = subprocess.run(
+            [str(FLUTE), "hub", "status", "--json", "--home", str(out / "hubs" / site["slug"])],
+            capture_output=True, text=True, timeout=120, check=True,
+        )
+        status[site["slug"]] = json.loads(result.stdout)
+    for site in manifest["sites"]:
+        hub = status[site["slug"]]
+        assert hub["quarantined"] == sum(site["invalid_resources"].values())
+        assert hub["patients"] == site["patients"]
+        assert hub["included"] == site["included"]
+
+
+@pytest.mark.slow
+def test_demo_refuses_to_overwrite_earlier_hubs(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    _, out = demo_run
+    again = subprocess.run([str(FLUTE), "demo", "--out", str(out)], capture_output=True, text=True, timeout=120)
+    assert again.returncode == 2
+    assert "already holds hubs" in again.stderr
