@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Final
 
 from flute.cohort.table import StudyTable
-from flute.engine import hub_steps
+from flute.engine import hub_steps, stats_steps
 from flute.engine.consent_hook import require_consent
 from flute.engine.flower import ClientApp, Context, Grid, Message, RecordDict, ServerApp, record_to_bytes
 from flute.engine.records import EvalIns, StatsIns, TrainIns
@@ -125,3 +125,9 @@ def local(message: Message, context: Context) -> Message:
 @client_app.evaluate("scores")
 def scores(message: Message, context: Context) -> Message:
     return _on_hub_table(message, context, _scores)
+
+
+@client_app.query("statistics")
+def statistics(message: Message, context: Context) -> Message:
+    """Descriptive statistics (flute.engine.stats_steps); the request is in the run config."""
+    return Message(stats_steps.handle_statistics(message.content, context), reply_to=message)
