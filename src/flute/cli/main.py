@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from flute.cli import coordinator_cmd, demo_cmd, fhir_cmd, hub_cmd, pki_cmd, simulate_cmd, study_cmd
+from flute.cli import coordinator_cmd, demo_cmd, fhir_cmd, hub_cmd, model_cmd, pki_cmd, score_cmd, simulate_cmd, study_cmd
 
 app = typer.Typer(
     name="flute",
@@ -22,6 +22,8 @@ app.command("simulate")(simulate_cmd.simulate)
 app.add_typer(pki_cmd.app, name="pki")
 app.add_typer(coordinator_cmd.app, name="coordinator")
 app.add_typer(study_cmd.app, name="study")
+app.add_typer(model_cmd.app, name="model")
+app.add_typer(score_cmd.app, name="score")
 app.command("demo")(demo_cmd.demo)
 
 
