@@ -30,6 +30,7 @@ class LocalStep(str, Enum):
 
     NEWTON = "newton"
     GRADIENT_DESCENT = "gradient_descent"
+    CLIPPED_GRADIENT = "clipped_gradient"
 
 
 class Aggregator(Protocol):
