@@ -54,6 +54,14 @@ def run_embedded(
 
     Exceptions of the coordinator (e.g. TooFewHubs) propagate to the caller.
     """
+    return result_from_state(serve_embedded(server_app, client_app, hubs, run_config))
+
+
+def serve_embedded(
+    server_app: ServerApp, client_app: ClientApp, hubs: Sequence[HubBinding], run_config: Mapping[str, str]
+) -> RecordDict:
+    """Run any `server_app` against in-process `client_app` hubs; return the state its context
+    was left with (where a ServerApp leaves its result)."""
     names = [hub.name for hub in hubs]
     if len(set(names)) != len(names):
         raise ValueError(f"hub names must be distinct, got {names}")
@@ -74,4 +82,4 @@ def run_embedded(
         server_context = Context(EMBEDDED_RUN_ID, SUPERLINK_NODE_ID, {}, RecordDict(), dict(run_config))
         with coordinator_identity(EMBEDDED_RUN_ID):
             server_app(grid, server_context)
-    return result_from_state(server_context.state)
+    return server_context.state
