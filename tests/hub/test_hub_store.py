@@ -15,9 +15,9 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 import flute.hub
-from flute.hub.home import CONFIG_FILE, SECRETS_FILE, SQLITE_FILE, HubHomeError, load_key
+from flute.hub.home import CONFIG_FILE, HOME_ENV_VAR, SECRETS_FILE, SQLITE_FILE, HubHomeError, load_key, resolve_home
 from flute.hub.models import Base
-from flute.hub.node import init_hub, open_hub
+from flute.hub.node import init_hub, open_hub, upgrade_hub
 from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore, SchemaBehindError
 
@@ -101,3 +101,23 @@ def test_database_password_lives_in_the_secrets_file(tmp_path: Path, postgres_se
     with open_hub(home) as hub:
         assert hub.store.engine.url.password == "s3cret-pw"
         assert hub.import_paths([IG_INCLUDED]).stored == 7
+
+
+def test_upgrade_brings_an_empty_database_to_the_current_schema(tmp_path: Path) -> None:
+    home = tmp_path / "hub"
+    init_hub(home, "h")
+    for file in home.glob(f"{SQLITE_FILE}*"):
+        file.unlink()
+    with pytest.raises(SchemaBehindError, match="no FLUTE schema"):
+        open_hub(home)
+    upgrade_hub(home)
+    with open_hub(home) as hub:
+        assert hub.import_paths([IG_INCLUDED]).stored == 7
+
+
+def test_home_comes_from_option_then_environment_then_default(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv(HOME_ENV_VAR, raising=False)
+    assert resolve_home(None) == Path("flute-hub")
+    monkeypatch.setenv(HOME_ENV_VAR, str(tmp_path / "env-home"))
+    assert resolve_home(None) == tmp_path / "env-home"
+    assert resolve_home(tmp_path / "explicit") == tmp_path / "explicit"

@@ -21,6 +21,7 @@ Guarantees:
 from __future__ import annotations
 
 import hashlib
+from operator import itemgetter
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -559,14 +560,18 @@ def _bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...],
         connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
         return
     processors = [(i, table.c[name].type.bind_processor(connection.dialect)) for i, name in enumerate(columns)]
-    active = [(i, process) for i, process in processors if process is not None]
-    order = [columns.index(name) for name in compiled.positiontup or ()]
+    # Processed values memoised per column: flags and the chunk's timestamp repeat on every row.
+    active = [(i, process, {}) for i, process in processors if process is not None]
+    reorder = itemgetter(*[columns.index(name) for name in compiled.positiontup or ()])
     parameters = []
     for row in rows:
         values = list(row)
-        for i, process in active:
-            values[i] = process(values[i])
-        parameters.append(tuple(values[i] for i in order))
+        for i, process, memo in active:
+            value = values[i]
+            if value not in memo:
+                memo[value] = process(value)
+            values[i] = memo[value]
+        parameters.append(reorder(values))
     connection.exec_driver_sql(compiled.string, parameters)
 
 

@@ -58,6 +58,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # NORMAL is durable against process crashes in WAL mode (only power loss may drop the tail).
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB page cache: index inserts of large imports stay in memory
     cursor.close()
 
 
