@@ -13,6 +13,7 @@ TIMESTAMP = sa.DateTime(timezone=True)
 ID = sa.String(32)
 DIGEST = sa.String(64)
 NAME = sa.String(64)
+GENESIS_HASH = "0" * 64
 
 
 def upgrade() -> None:
@@ -99,6 +100,8 @@ def upgrade() -> None:
         sa.Column("hash", DIGEST, nullable=False),
         sa.Column("mac", DIGEST, nullable=True),
     )
+    # The genesis head exists from the start, so concurrent first appends serialise on its row.
+    op.execute(sa.text(f"INSERT INTO gov_audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')"))
 
 
 def downgrade() -> None:

@@ -1,0 +1,27 @@
+"""The coordinator's HTTP API (F-HUF-21, F-PIL-20): authentication, /health and the routes
+other modules contribute through `router_factories` (one line each)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from flute.coordinator.store import open_coordinator_engine
+from flute.governance.policy import SecurityPolicy
+from flute.governance.service import RouterFactory, build_app, open_context
+
+TITLE = "FLUTE coordinator"
+
+
+def router_factories() -> list[RouterFactory]:
+    """Where coordinator features plug in their routers (imported here, lazily): each is a
+    `RouterFactory` taking the ServiceContext. Every route must use `require(Action...)`."""
+    return []
+
+
+def create_app(home: Path, *, policy: SecurityPolicy | None = None, extra_routers: Iterable[RouterFactory] = ()) -> FastAPI:
+    """The coordinator API for the coordinator home `home` (`flute admin init --coordinator-home`)."""
+    context = open_context(home, open_coordinator_engine(home), organisation=None, policy=policy)
+    return build_app(TITLE, context, [*router_factories(), *extra_routers])
