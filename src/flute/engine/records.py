@@ -28,12 +28,18 @@ from flute.learn.preprocess import ColumnSums
 
 
 class MessageKind(str, Enum):
-    """The four exchanges of a study; values are Flower message types."""
+    """The exchanges of a study; values are Flower message types (the tree, forest, boosting and
+    SVM payloads are in `flute.engine.tree_records`)."""
 
     SUMMARY = "query.summary"
     NEWTON = "train.newton"
     LOCAL_FIT = "train.local"
     SCORES = "evaluate.scores"
+    BINS = "query.bins"
+    HISTOGRAMS = "train.histograms"
+    SVM_FIT = "train.svm"
+    PLATT = "train.platt"
+    MODEL_SCORES = "evaluate.model"
 
 
 class RecordFormatError(ValueError):
