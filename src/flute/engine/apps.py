@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Callable, Final
 
 from flute.cohort.table import StudyTable
-from flute.engine import hub_steps, stats_steps
+from flute.engine import hub_secagg, hub_steps, pet_steps, stats_steps
 from flute.engine.consent_hook import require_consent
 from flute.engine.flower import ClientApp, Context, Grid, Message, RecordDict, ServerApp, record_to_bytes
+from flute.engine.hub_identity import ENROLMENT_KEY, parse_enrolment
+from flute.engine.pet_records import AdditiveRes, CensusIns, PetMessageKind, RoundAnnouncement, SecAggMessage
 from flute.engine.records import EvalIns, StatsIns, TrainIns
 from flute.engine.result import StudyResult
 from flute.engine.sources import hub_name, open_data_source
@@ -57,7 +59,8 @@ def coordinate(grid: Grid, context: Context) -> None:
     'out-dir', write it to OUT_DIR/result.flute (deployment)."""
     spec = spec_from_run_config(dict(context.run_config), side="coordinator")
     checkpoint = context.run_config.get(CHECKPOINT_KEY)
-    result = Coordinator(grid, spec, Path(str(checkpoint)) if checkpoint else None).run()
+    enrolled = parse_enrolment(context.run_config.get(ENROLMENT_KEY), where="run config") if spec.pets.mode != "none" else {}
+    result = Coordinator(grid, spec, Path(str(checkpoint)) if checkpoint else None, enrolled=enrolled).run()
     record = result.to_record()
     for name, value in record.items():
         context.state[f"{STATE_RESULT}/{name}"] = value
@@ -92,19 +95,57 @@ def _on_hub_table(message: Message, context: Context, step: HubStep) -> Message:
 
 
 def _summary(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
-    return hub_steps.summarise_columns(spec, table, StatsIns.from_record(content), hub_name(context.node_config)).to_record()
+    ins, hub = StatsIns.from_record(content), hub_name(context.node_config)
+    announcement = RoundAnnouncement.from_record(content)
+    if announcement is None:
+        pet_steps.require_clear_answers_allowed(spec, "column sums")
+        return hub_steps.summarise_columns(spec, table, ins, hub).to_record()
+    vector = pet_steps.column_vector(spec, table, ins, announcement, hub, context)
+    return hub_secagg.start_round(spec, context, announcement, vector, hub)
 
 
-def _newton(spec: StudySpec, table: StudyTable, content: RecordDict, _context: Context) -> RecordDict:
-    return hub_steps.newton_step(spec, table, TrainIns.from_record(content)).to_record()
+def _newton(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    ins, announcement = TrainIns.from_record(content), RoundAnnouncement.from_record(content)
+    if announcement is None:
+        pet_steps.require_clear_answers_allowed(spec, "Newton sums")
+        return hub_steps.newton_step(spec, table, ins).to_record()
+    return hub_secagg.start_round(spec, context, announcement, pet_steps.newton_vector(spec, table, ins), hub_name(context.node_config))
 
 
-def _local(spec: StudySpec, table: StudyTable, content: RecordDict, _context: Context) -> RecordDict:
-    return hub_steps.local_fit(spec, table, TrainIns.from_record(content)).to_record()
+def _local(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    ins, announcement = TrainIns.from_record(content), RoundAnnouncement.from_record(content)
+    if announcement is None:
+        pet_steps.require_clear_answers_allowed(spec, "a local model")
+        return hub_steps.local_fit(spec, table, ins).to_record()
+    return hub_secagg.start_round(spec, context, announcement, pet_steps.weighted_fit_vector(spec, table, ins), hub_name(context.node_config))
 
 
-def _scores(spec: StudySpec, table: StudyTable, content: RecordDict, _context: Context) -> RecordDict:
-    return hub_steps.score(spec, table, EvalIns.from_record(content)).to_record()
+def _clipped_gradient(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    ins, announcement = TrainIns.from_record(content), RoundAnnouncement.from_record(content)
+    vector = pet_steps.gradient_vector(spec, table, ins, announcement, context)
+    if announcement is None:
+        pet_steps.require_clear_answers_allowed(spec, "a gradient sum")
+        return AdditiveRes(vector).to_record()
+    return hub_secagg.start_round(spec, context, announcement, vector, hub_name(context.node_config))
+
+
+def _scores(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    ins, announcement = EvalIns.from_record(content), RoundAnnouncement.from_record(content)
+    if announcement is None:
+        pet_steps.require_clear_answers_allowed(spec, "score histograms")
+        return hub_steps.score(spec, table, ins).to_record()
+    return hub_secagg.start_round(spec, context, announcement, pet_steps.scores_vector(spec, table, ins), hub_name(context.node_config))
+
+
+def _census(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    return pet_steps.census(spec, table, CensusIns.from_record(content), hub_name(context.node_config), context).to_record()
+
+
+def _secagg_stage(message: Message, context: Context, kind: PetMessageKind) -> Message:
+    """Stages 2-5 need no data: only the hub's saved round state."""
+    spec_from_run_config(dict(context.run_config), side="hub")
+    reply = hub_secagg.continue_round(context, kind, SecAggMessage.from_record(message.content))
+    return Message(reply, reply_to=message)
 
 
 @client_app.query("summary")
@@ -131,3 +172,33 @@ def scores(message: Message, context: Context) -> Message:
 def statistics(message: Message, context: Context) -> Message:
     """Descriptive statistics (flute.engine.stats_steps); the request is in the run config."""
     return Message(stats_steps.handle_statistics(message.content, context), reply_to=message)
+
+
+@client_app.train("clipped_gradient")
+def clipped_gradient(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, _clipped_gradient)
+
+
+@client_app.query("census")
+def census(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, _census)
+
+
+@client_app.query("secagg_share")
+def secagg_share(message: Message, context: Context) -> Message:
+    return _secagg_stage(message, context, PetMessageKind.SECAGG_SHARE)
+
+
+@client_app.query("secagg_mask")
+def secagg_mask(message: Message, context: Context) -> Message:
+    return _secagg_stage(message, context, PetMessageKind.SECAGG_MASK)
+
+
+@client_app.query("secagg_confirm")
+def secagg_confirm(message: Message, context: Context) -> Message:
+    return _secagg_stage(message, context, PetMessageKind.SECAGG_CONFIRM)
+
+
+@client_app.query("secagg_unmask")
+def secagg_unmask(message: Message, context: Context) -> Message:
+    return _secagg_stage(message, context, PetMessageKind.SECAGG_UNMASK)

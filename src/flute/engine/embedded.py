@@ -4,6 +4,11 @@ ServerApp/ClientApp a deployment runs.
 Each `HubBinding` names a hub and says where its ClientApp finds its data: a hub home (as in
 deployment) or, for benchmarks and tests, an in-memory `StudyDataSource`. Every hub gets its own
 Context (node id, node_config, state); the run config, holding the spec, is shared as in Flower.
+
+Studies with PETs: the enrolment list of the hubs' identity public keys is built from the
+bindings (a hub home's own key; a fresh key per in-memory hub) and given to the coordinator (run
+config) and to every hub (its own node config). An in-memory hub of a DP study needs
+`ledger_url`, the database of its privacy ledger.
 """
 
 from __future__ import annotations
@@ -12,8 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from flute.cohort.table import StudyDataSource
 from flute.engine.apps import CHECKPOINT_KEY, SPEC_KEY, result_from_state
+from flute.engine.hub_identity import ENROLMENT_KEY, MEMORY_IDENTITY_KEY, enrolment_json, private_hex, public_hex
+from flute.engine.hub_privacy import MEMORY_LEDGER_KEY
 from flute.engine.flower import SUPERLINK_NODE_ID, ClientApp, Context, RecordDict, Run, ServerApp, coordinator_identity
 from flute.engine.grid import HubFault, InProcessGrid, InProcessHub
 from flute.engine.result import StudyResult
@@ -33,6 +42,7 @@ class HubBinding:
     home: Path | None = None
     source: StudyDataSource | None = None
     fault: HubFault | None = None
+    ledger_url: str | None = None
 
     def __post_init__(self) -> None:
         if (self.home is None) == (self.source is None):
@@ -65,6 +75,11 @@ def serve_embedded(
     names = [hub.name for hub in hubs]
     if len(set(names)) != len(names):
         raise ValueError(f"hub names must be distinct, got {names}")
+    run_config = dict(run_config)
+    with_pets = StudySpec.from_json(run_config[SPEC_KEY], source="run config").pets.mode != "none"
+    memory_keys = {hub.name: Ed25519PrivateKey.generate() for hub in hubs if hub.source is not None and with_pets}
+    if with_pets:
+        run_config[ENROLMENT_KEY] = enrolment_json({hub.name: _public_key(hub, memory_keys) for hub in hubs})
     in_memory = [hub.source for hub in hubs if hub.source is not None]
     with registered_sources(in_memory) as tokens:
         token_of = dict(zip((id(source) for source in in_memory), tokens))
@@ -75,6 +90,12 @@ def serve_embedded(
                 node_config[HUB_HOME_KEY] = str(hub.home)
             else:
                 node_config[MEMORY_SOURCE_KEY] = token_of[id(hub.source)]
+                if hub.name in memory_keys:
+                    node_config[MEMORY_IDENTITY_KEY] = private_hex(memory_keys[hub.name])
+                if hub.ledger_url is not None:
+                    node_config[MEMORY_LEDGER_KEY] = hub.ledger_url
+            if with_pets:
+                node_config[ENROLMENT_KEY] = run_config[ENROLMENT_KEY]
             node_id = FIRST_HUB_NODE_ID + index
             context = Context(EMBEDDED_RUN_ID, node_id, node_config, RecordDict(), dict(run_config))
             nodes.append(InProcessHub(node_id, context, hub.fault))
@@ -83,3 +104,11 @@ def serve_embedded(
         with coordinator_identity(EMBEDDED_RUN_ID):
             server_app(grid, server_context)
     return server_context.state
+
+
+def _public_key(hub: HubBinding, memory_keys: Mapping[str, Ed25519PrivateKey]) -> str:
+    if hub.home is not None:
+        from flute.hub.identity import identity_public_hex
+
+        return identity_public_hex(hub.home)
+    return public_hex(memory_keys[hub.name])

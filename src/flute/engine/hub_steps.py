@@ -12,8 +12,9 @@ import numpy as np
 
 from flute.cohort.table import StudyTable
 from flute.engine.records import EvalIns, EvalRes, FitRes, NewtonRes, Preprocessing, RowSelection, StatsIns, StatsRes, TrainIns
-from flute.engine.spec import FedProxSpec, NewtonSpec, StudySpec
+from flute.engine.spec import ClippedGradientSpec, FedProxSpec, NewtonSpec, StudySpec
 from flute.evaluate.summary import summarise_scores
+from flute.learn.clipped_gradient import clipped_gradient_rows as per_record_rows
 from flute.learn.folds import stratified_folds
 from flute.learn.logistic import LogisticObjective, local_gradient_descent, newton_sums, predict_probability
 from flute.learn.preprocess import Standardiser, column_sums, log_transform
@@ -75,8 +76,8 @@ def newton_step(spec: StudySpec, table: StudyTable, ins: TrainIns) -> NewtonRes:
 
 
 def local_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
-    if isinstance(spec.strategy, NewtonSpec):
-        raise HubRefusal("local training requested, but the study's strategy is 'newton'")
+    if isinstance(spec.strategy, (NewtonSpec, ClippedGradientSpec)):
+        raise HubRefusal(f"local training requested, but the study's strategy is {spec.strategy.name!r}")
     mu = spec.strategy.mu if isinstance(spec.strategy, FedProxSpec) else 0.0
     data = _model_inputs(spec, table, ins.rows, ins.preprocessing)
     fit = local_gradient_descent(
@@ -89,6 +90,20 @@ def local_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
         proximal_mu=mu,
     )
     return FitRes(fit)
+
+
+def clipped_gradient_rows(spec: StudySpec, table: StudyTable, ins: TrainIns) -> np.ndarray:
+    """Per record [class weight, loss gradient clipped to strategy.clip_norm] (summed, or noised
+    and summed, by the caller)."""
+    if not isinstance(spec.strategy, ClippedGradientSpec):
+        raise HubRefusal(f"clipped gradients requested, but the study's strategy is {spec.strategy.name!r}")
+    data = _model_inputs(spec, table, ins.rows, ins.preprocessing)
+    return per_record_rows(ins.weights, data.features, data.labels, _objective(spec, ins), spec.strategy.clip_norm)
+
+
+def objective_of(spec: StudySpec, ins: TrainIns) -> LogisticObjective:
+    """The objective a training request implies, checked against the hub's spec."""
+    return _objective(spec, ins)
 
 
 def score(spec: StudySpec, table: StudyTable, ins: EvalIns) -> EvalRes:

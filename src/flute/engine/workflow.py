@@ -15,13 +15,18 @@ Replies are always aggregated in hub-name order, so a seeded study repeats bit f
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from enum import Enum
 from typing import Mapping, Sequence
 
 import numpy as np
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from flute.engine.additive import INTEGER_ENCODING, ClippedGradientLayout, ColumnSumsLayout, NewtonLayout, ScoresLayout, WeightedFitLayout
 from flute.engine.checkpoint import Checkpoint, CheckpointError, TaskProgress
 from flute.engine.flower import Grid, Message, RecordDict
 from flute.engine.records import (
@@ -36,14 +41,23 @@ from flute.engine.records import (
     StatsRes,
     TrainIns,
 )
+from flute.engine.hub_privacy import DpColumnLayout
+from flute.engine.hub_secagg import float_encoding
+from flute.engine.pet_records import AdditiveRes, CensusIns, CensusRes, PetMessageKind, RunTag
 from flute.engine.result import HubCount, SiteScores, StudyResult, Task, TaskOutcome, TrainedModel
-from flute.engine.spec import FedAdamSpec, NewtonSpec, StudySpec
+from flute.engine.secure_sum import SecureSumFailed, SecureSummer
+from flute.engine.spec import ClippedGradientSpec, FedAdamSpec, NewtonSpec, StudySpec
 from flute.learn.aggregation import Aggregator, AveragingAggregator, FedAdamAggregator, LocalStep, NewtonAggregator
+from flute.learn.clipped_gradient import ClippedGradientAggregator, ClippedGradientSums
 from flute.learn.logistic import LocalFit, LogisticObjective, NewtonSums, RoundOutcome, balanced_class_weights, zero_weights
 from flute.learn.preprocess import ColumnSums, Standardiser
 from flute.learn.training import run_rounds
 
 LOGGER = logging.getLogger(__name__)
+
+
+SECURE_SUM_SITE = "all hubs (secure sum)"
+"""Under secure aggregation the evaluation histograms exist only as their sum over the hubs."""
 
 
 class StudyFailed(RuntimeError):
@@ -83,6 +97,8 @@ def aggregator_for(spec: StudySpec) -> Aggregator:
     if isinstance(spec.strategy, FedAdamSpec):
         s = spec.strategy
         return FedAdamAggregator(s.server_learning_rate, s.beta1, s.beta2, s.tau)
+    if isinstance(spec.strategy, ClippedGradientSpec):
+        return ClippedGradientAggregator(spec.training.learning_rate)
     return AveragingAggregator()  # fedavg, fedprox (the proximal term is the hubs' side)
 
 
@@ -104,7 +120,7 @@ class _Federation:
     names: dict[int, str] = field(default_factory=dict)
     dropped: list[str] = field(default_factory=list)
 
-    def ask(self, kind: MessageKind, payloads: Mapping[int, RecordDict], group: str, *, required: int) -> dict[int, RecordDict]:
+    def ask(self, kind: Enum, payloads: Mapping[int, RecordDict], group: str, *, required: int) -> dict[int, RecordDict]:
         """Send each hub its payload; retry the silent or failing ones; drop those that never
         answer. Returns the answers keyed by node id in hub-name order."""
         if time.monotonic() > self.deadline:
@@ -143,13 +159,24 @@ class _Federation:
 
 
 class Coordinator:
-    """Runs a StudySpec over a Grid; `run()` returns the StudyResult."""
+    """Runs a StudySpec over a Grid; `run()` returns the StudyResult.
 
-    def __init__(self, grid: Grid, spec: StudySpec, checkpoint_path: Path | None = None) -> None:
+    With pets.mode 'secagg' / 'secagg_dp' every additive answer is securely aggregated
+    (`enrolled`: hub name -> enrolled Ed25519 identity key) and the census is `query.census`;
+    each run has a random nonce that binds its rounds and the hubs' privacy charges."""
+
+    def __init__(
+        self, grid: Grid, spec: StudySpec, checkpoint_path: Path | None = None, *, enrolled: Mapping[str, Ed25519PublicKey] | None = None
+    ) -> None:
         self.spec = spec
         self.federation = _Federation(grid, spec, checkpoint_path, time.monotonic() + spec.resources.max_runtime_s)
         self.checkpoint_path = checkpoint_path
         self.aggregator = aggregator_for(spec)
+        self.run_nonce = secrets.token_hex(8)
+        self.secure: SecureSummer | None = None
+        if spec.pets.secure_aggregation is not None:
+            ask = lambda kind, payloads, group, required: self.federation.ask(kind, payloads, group, required=required)  # noqa: E731
+            self.secure = SecureSummer(spec, self.run_nonce, dict(enrolled or {}), ask)
 
     # -- the study ----------------------------------------------------------------------------
 
@@ -180,15 +207,31 @@ class Coordinator:
 
     def _census(self) -> tuple[HubCount, ...]:
         nodes = sorted(self.federation.grid.get_node_ids())
-        payload = StatsIns(RowSelection()).to_record()
-        answers = self.federation.ask(MessageKind.SUMMARY, {node: payload for node in nodes}, "census", required=self.spec.federation.min_hubs)
-        replies = {node: StatsRes.from_record(content) for node, content in answers.items()}
+        required = self.spec.federation.min_hubs
+        if self.secure is None:
+            payload = StatsIns(RowSelection()).to_record()
+            answers = self.federation.ask(MessageKind.SUMMARY, {node: payload for node in nodes}, "census", required=required)
+            stats = [StatsRes.from_record(content) for content in answers.values()]
+            replies = {node: CensusRes(r.hub, r.sums.n_rows, r.n_positive, r.sums.n_incomplete) for node, r in zip(answers, stats)}
+        else:
+            payload = CensusIns(RunTag(self.run_nonce)).to_record()
+            answers = self.federation.ask(PetMessageKind.CENSUS, {node: payload for node in nodes}, "census", required=required)
+            replies = {node: CensusRes.from_record(content) for node, content in answers.items()}
         names = [reply.hub for reply in replies.values()]
         if len(set(names)) != len(names):
             raise StudyFailed(f"hubs must have distinct names, got {sorted(names)}")
         self.federation.names = {node: reply.hub for node, reply in replies.items()}
-        counts = sorted((HubCount(r.hub, r.sums.n_rows, r.n_positive, r.sums.n_incomplete) for r in replies.values()), key=lambda c: c.hub)
+        counts = sorted((HubCount(r.hub, r.n_rows, r.n_positive, r.n_incomplete) for r in replies.values()), key=lambda c: c.hub)
         return tuple(counts)
+
+    def _secure_total(self, kind: Enum, content: RecordDict, nodes: list[int], group: str, *, length: int, integer: bool = False) -> np.ndarray:
+        assert self.secure is not None
+        encoding = INTEGER_ENCODING if integer else float_encoding(self.spec)
+        try:
+            named = {node: self.federation.names[node] for node in nodes}
+            return self.secure.total(kind, content, named, group, length=length, encoding=encoding).total
+        except SecureSumFailed as exc:
+            raise StudyFailed(str(exc), self.checkpoint_path) from exc
 
     # -- one task -----------------------------------------------------------------------------
 
@@ -204,10 +247,16 @@ class Coordinator:
             weights, state, start = progress.weights, progress.optimiser_state, progress.round
         objective = LogisticObjective(self.spec.model.l2, class_weights)
 
-        def local_results(round_number: int, current: np.ndarray) -> list[NewtonSums] | list[LocalFit]:
+        def local_results(round_number: int, current: np.ndarray) -> list[NewtonSums] | list[LocalFit] | list[ClippedGradientSums]:
             ins = TrainIns(round_number, current, train_rows, preprocessing, class_weights).to_record()
             nodes = self._nodes(exclude=task.held_out_hub)
             group = f"{task.key}/round-{round_number}"
+            if self.secure is not None:
+                return self._secure_local_results(ins, nodes, group, current.shape[0])
+            if self.aggregator.local_step is LocalStep.CLIPPED_GRADIENT:
+                answers = self.federation.ask(PetMessageKind.CLIPPED_GRADIENT, {n: ins for n in nodes}, group, required=required)
+                total = sum(AdditiveRes.from_record(content).vector for content in answers.values())
+                return [ClippedGradientLayout(current.shape[0]).decode(np.asarray(total))]
             if self.aggregator.local_step is LocalStep.NEWTON:
                 answers = self.federation.ask(MessageKind.NEWTON, {n: ins for n in nodes}, group, required=required)
                 return [NewtonRes.from_record(content).sums for content in answers.values()]
@@ -249,6 +298,20 @@ class Coordinator:
             Checkpoint(finished, None).save(self.checkpoint_path)
         return outcome
 
+    def _secure_local_results(
+        self, ins: RecordDict, nodes: list[int], group: str, n_weights: int
+    ) -> list[NewtonSums] | list[LocalFit] | list[ClippedGradientSums]:
+        """One round's summed answer, securely aggregated: one 'result' standing for all hubs."""
+        step = self.aggregator.local_step
+        if step is LocalStep.NEWTON:
+            newton = NewtonLayout(n_weights)
+            return [newton.decode(self._secure_total(MessageKind.NEWTON, ins, nodes, group, length=newton.length))]
+        if step is LocalStep.CLIPPED_GRADIENT:
+            gradient = ClippedGradientLayout(n_weights)
+            return [gradient.decode(self._secure_total(PetMessageKind.CLIPPED_GRADIENT, ins, nodes, group, length=gradient.length))]
+        fits = WeightedFitLayout(n_weights)
+        return [fits.decode(self._secure_total(MessageKind.LOCAL_FIT, ins, nodes, group, length=fits.length))]
+
     def _rows(self, task: Task) -> tuple[RowSelection, RowSelection]:
         if task.kind != "cv":
             return RowSelection(), RowSelection()
@@ -263,18 +326,23 @@ class Coordinator:
         return max(1, self.spec.federation.min_hubs - (1 if task.kind == "loho" else 0))
 
     def _preprocess(self, task: Task, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
-        payload = StatsIns(rows).to_record()
-        answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, f"{task.key}/preprocessing", required=required)
-        replies = [StatsRes.from_record(content) for content in answers.values()]
-        total: ColumnSums = replies[0].sums
-        for reply in replies[1:]:
-            total = total + reply.sums
+        payload, group = StatsIns(rows).to_record(), f"{task.key}/preprocessing"
+        if self.secure is None:
+            answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, group, required=required)
+            replies = [StatsRes.from_record(content) for content in answers.values()]
+            total: ColumnSums = replies[0].sums
+            for reply in replies[1:]:
+                total = total + reply.sums
+            n_positive = sum(r.n_positive for r in replies)
+        else:
+            layout = DpColumnLayout(self.spec) if self.spec.pets.dp is not None else ColumnSumsLayout(len(self.spec.cohort.variables))
+            total, n_positive = layout.decode(self._secure_total(MessageKind.SUMMARY, payload, nodes, group, length=layout.length))
         standardiser = Standardiser.from_sums(
             self.spec.cohort.variables, self.spec.preprocessing.log_transform, total, standardise=self.spec.preprocessing.standardise
         )
         class_weights = (1.0, 1.0)
         if self.spec.model.class_weight == "balanced":
-            class_weights = balanced_class_weights(sum(r.n_positive for r in replies), total.n_rows)
+            class_weights = balanced_class_weights(n_positive, total.n_rows)
         return Preprocessing(standardiser.means, standardiser.scales), class_weights
 
     def _score(self, task: Task, model: TrainedModel, rows: RowSelection) -> tuple[SiteScores, ...]:
@@ -282,6 +350,10 @@ class Coordinator:
             return ()
         targets = [n for n, name in self.federation.names.items() if task.kind == "cv" or name == task.held_out_hub]
         payload = EvalIns(model.weights, rows, model.preprocessing).to_record()
+        if self.secure is not None:
+            layout, nodes = ScoresLayout(self.spec.score_grid()), self._nodes()
+            total = self._secure_total(MessageKind.SCORES, payload, nodes, f"{task.key}/evaluation", length=layout.length, integer=True)
+            return (SiteScores(SECURE_SUM_SITE, layout.decode(total)),)
         answers = self.federation.ask(MessageKind.SCORES, {n: payload for n in targets}, f"{task.key}/evaluation", required=1)
         grid = self.spec.score_grid()
         return tuple(SiteScores(self.federation.names[n], EvalRes.from_record(content, grid).summary) for n, content in answers.items())

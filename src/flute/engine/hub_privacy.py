@@ -1,0 +1,221 @@
+"""Record-level differential privacy at the hub: the hub, not the coordinator, plans, charges and
+adds the noise (URS-6/7/8, NF-HUF-1, NF-PIL-5).
+
+Per study run (identified by the coordinator's run nonce), a hub:
+1. computes the study's cost itself from ITS copy of the spec (`study_plan`: every task's
+   preprocessing and gradient rounds plus the census compose; PLD accounting, RDP cross-check);
+2. RESERVES that cost in its PrivacyLedger before computing anything (the census is the first
+   release) - an insufficient budget refuses the study with the ledger's message;
+3. COMMITS the reservation when its first release is handed back for sending (from then on the
+   charge is spent for good; a crash in between leaves it reserved, i.e. still charged);
+4. counts its releases in the run and refuses any beyond the plan (a coordinator cannot buy more
+   rounds than were charged).
+Noise: each release is a sum of per-record rows with bounded L2 norm plus this hub's Gaussian
+share (`flute.privacy.dp.mechanisms`): distributed (the SUM carries the full noise, with
+secure aggregation) or local (each hub adds the full noise), per the spec's `pets.dp.noise`.
+Ledger dataset: the hub's name (one cohort dataset per hub).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Final
+
+import numpy as np
+
+from flute.engine.flower import ConfigRecord, RecordDict
+from flute.engine.sources import HUB_HOME_KEY
+from flute.engine.spec import DpOptions, StudySpec
+from flute.learn.preprocess import ColumnSums, log_transform
+from flute.privacy.dp.mechanisms import NoisePlan, NoiseSource, gaussian_noise_share, release_clipped_vector_sum
+from flute.privacy.dp.study_budget import StudyPrivacyPlan, StudyReleases, plan_study
+
+MEMORY_LEDGER_KEY: Final = "memory-ledger"
+"""node_config, embedded in-memory hubs only: database URL of the hub's privacy ledger."""
+
+DP_STATE: Final = "flute.dp"
+CENSUS_RELEASES: Final = 1
+
+
+class PrivacyRefusal(RuntimeError):
+    """The hub refuses a DP request (no reservation for this run, releases beyond the plan)."""
+
+
+def study_releases(spec: StudySpec) -> StudyReleases:
+    """CV folds and the final model each train once (leave-one-hub-out is off under secure
+    aggregation); every release counts against every record."""
+    return StudyReleases(spec.evaluation.cv_folds + 1, spec.training.rounds, preprocessing_per_task=1, per_study=CENSUS_RELEASES)
+
+
+def study_plan(spec: StudySpec) -> StudyPrivacyPlan:
+    """Computed by each hub from its own spec; cached because calibration takes seconds."""
+    dp = _dp(spec)
+    return _cached_plan(dp.target_epsilon, dp.delta, study_releases(spec))
+
+
+@lru_cache(maxsize=16)
+def _cached_plan(target_epsilon: float, delta: float, releases: StudyReleases) -> StudyPrivacyPlan:
+    return plan_study(target_epsilon, delta, releases)
+
+
+def noise_plan(dp: DpOptions, contributors: int) -> NoisePlan:
+    if dp.noise == "local":
+        return NoisePlan.local(contributors)
+    return NoisePlan.distributed(contributors, tolerated_colluders=dp.tolerated_colluders, tolerated_dropouts=dp.tolerated_dropouts)
+
+
+def noisy_sum(spec: StudySpec, rows: np.ndarray, sensitivity: float, contributors: int) -> np.ndarray:
+    """Sum of per-record rows (each of L2 norm <= sensitivity) plus this hub's noise share."""
+    dp = _dp(spec)
+    release = release_clipped_vector_sum(rows, sensitivity, study_plan(spec).noise_multiplier, dp.delta, plan=noise_plan(dp, contributors))
+    return release.value
+
+
+# -- the ledger and this run's charge ---------------------------------------------------------
+
+
+@contextmanager
+def opened_ledger(node_config: Mapping[str, object]) -> Iterator[object]:
+    """The hub's PrivacyLedger: its home's store, or an embedded in-memory hub's ledger database."""
+    from flute.hub.ledger import PrivacyLedger
+
+    home = node_config.get(HUB_HOME_KEY)
+    if isinstance(home, str) and home:
+        from pathlib import Path
+
+        from flute.hub.node import open_hub
+
+        with open_hub(Path(home)) as hub:
+            yield PrivacyLedger(hub.store.engine)
+        return
+    url = node_config.get(MEMORY_LEDGER_KEY)
+    if not isinstance(url, str) or not url:
+        raise PrivacyRefusal(f"this hub has no privacy ledger (node config lacks {HUB_HOME_KEY!r}); it cannot take part in a DP study")
+    from flute.hub.store import HubStore
+
+    store = HubStore.open(url)
+    try:
+        yield PrivacyLedger(store.engine)
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class RunCharge:
+    """What a hub remembers (in its Context state) about this run's charge."""
+
+    run_nonce: str
+    charge_id: int
+    committed: bool
+    releases: int
+
+    def to_config(self) -> ConfigRecord:
+        return ConfigRecord({"run": self.run_nonce, "charge-id": self.charge_id, "committed": self.committed, "releases": self.releases})
+
+    @classmethod
+    def from_state(cls, state: RecordDict) -> RunCharge | None:
+        if DP_STATE not in state.config_records:
+            return None
+        c = state.config_records[DP_STATE]
+        return cls(str(c["run"]), int(c["charge-id"]), bool(c["committed"]), int(c["releases"]))  # type: ignore[arg-type, call-overload]
+
+
+def reserve_study(spec: StudySpec, node_config: Mapping[str, object], state: RecordDict, run_nonce: str, hub: str) -> None:
+    """Step 2: charge the whole study's cost before anything is computed (idempotent per run)."""
+    current = RunCharge.from_state(state)
+    if current is not None and current.run_nonce == run_nonce:
+        return
+    plan = study_plan(spec)
+    operation = f"study {spec.study_id} run {run_nonce}: {plan.releases.count} Gaussian releases (noise multiplier {plan.noise_multiplier:.4g})"
+    with opened_ledger(node_config) as ledger:
+        reservation = ledger.reserve(spec.study_id, hub, plan.cost, operation)  # type: ignore[attr-defined]
+    state[DP_STATE] = RunCharge(run_nonce, reservation.charge_id, False, 0).to_config()
+
+
+def spend_release(spec: StudySpec, node_config: Mapping[str, object], state: RecordDict, run_nonce: str) -> None:
+    """Steps 3-4: before a release is handed back, check it is within this run's charged plan,
+    count it, and commit the reservation with the first one."""
+    current = RunCharge.from_state(state)
+    if current is None or current.run_nonce != run_nonce:
+        raise PrivacyRefusal(f"no privacy budget is reserved for run {run_nonce} of study {spec.study_id} on this hub; the census reserves it")
+    planned = study_plan(spec).releases.count
+    if current.releases + 1 > planned:
+        raise PrivacyRefusal(f"run {run_nonce} asks for DP release {current.releases + 1}, but only {planned} were charged; refusing")
+    if not current.committed:
+        with opened_ledger(node_config) as ledger:
+            ledger.commit(ledger.pending_reservation(current.charge_id))  # type: ignore[attr-defined]
+    state[DP_STATE] = RunCharge(run_nonce, current.charge_id, True, current.releases + 1).to_config()
+
+
+# -- DP column sums for preprocessing -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DpColumnLayout:
+    """Per record: [1, y, observed_j, observed_j * u_j, observed_j * u_j^2 for each column j],
+    u_j = (clip(x_j, lower_j, upper_j) - lower_j) / (upper_j - lower_j) in [0, 1] (after the log
+    transform of log columns). Every entry lies in [0, 1], so a record's row has L2 norm at most
+    sqrt(2 + 3d): the sensitivity of the summed vector."""
+
+    spec: StudySpec
+
+    @property
+    def n_columns(self) -> int:
+        return len(self.spec.cohort.variables)
+
+    @property
+    def length(self) -> int:
+        return 2 + 3 * self.n_columns
+
+    @property
+    def sensitivity(self) -> float:
+        return math.sqrt(self.length)
+
+    def _bounds(self) -> tuple[np.ndarray, np.ndarray]:
+        dp, columns = _dp(self.spec), self.spec.cohort.variables
+        raw = np.array([[dp.feature_bounds[name][0] for name in columns], [dp.feature_bounds[name][1] for name in columns]])
+        lower, upper = log_transform(raw, columns, self.spec.preprocessing.log_transform)
+        return lower, upper
+
+    def rows(self, features: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        lower, upper = self._bounds()
+        logged = log_transform(features, self.spec.cohort.variables, self.spec.preprocessing.log_transform)
+        observed = ~np.isnan(logged)
+        unit = np.where(observed, (np.clip(np.nan_to_num(logged, nan=0.0), lower, upper) - lower) / (upper - lower), 0.0)
+        n = features.shape[0]
+        return np.column_stack([np.ones(n), labels.astype(np.float64), observed.astype(np.float64), unit, unit * unit])
+
+    def decode(self, vector: np.ndarray) -> tuple[ColumnSums, int]:
+        """Column sums in the model's (logged) units from the noisy vector; counts are rounded
+        and kept >= 2 per column, unit sums kept inside their feasible range (post-processing)."""
+        d = self.n_columns
+        lower, upper = self._bounds()
+        n_rows = max(int(round(vector[0])), 2)
+        n_positive = min(max(int(round(vector[1])), 1), n_rows - 1)
+        observed = np.clip(np.rint(vector[2 : 2 + d]), 2, n_rows).astype(np.int64)
+        mean_u = np.clip(vector[2 + d : 2 + 2 * d] / observed, 0.0, 1.0)
+        mean_u2 = np.clip(vector[2 + 2 * d :] / observed, mean_u * mean_u + 1e-6, 1.0)
+        span = upper - lower
+        total = observed * (lower + span * mean_u)
+        squares = observed * (lower * lower + 2 * lower * span * mean_u + span * span * mean_u2)
+        return ColumnSums(n_rows, observed, total, squares, 0), n_positive
+
+
+def noisy_census(spec: StudySpec, n_rows: int, n_positive: int, n_incomplete: int) -> tuple[int, int, int]:
+    """The census counts with local Gaussian noise (one release of sensitivity sqrt(3)),
+    rounded and clamped at 0: they describe one hub, so no secure sum hides them."""
+    sigma = study_plan(spec).noise_multiplier * math.sqrt(3.0)
+    noise = gaussian_noise_share((3,), sigma, NoisePlan.central(), NoiseSource.secure())
+    noisy = np.array([n_rows, n_positive, n_incomplete], dtype=np.float64) + noise
+    rows, positives, incomplete = (max(int(round(v)), 0) for v in noisy)
+    return rows, min(positives, rows), min(incomplete, rows)
+
+
+def _dp(spec: StudySpec) -> DpOptions:
+    if spec.pets.dp is None:
+        raise PrivacyRefusal(f"study {spec.study_id} has no pets.dp options")
+    return spec.pets.dp

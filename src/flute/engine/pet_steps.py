@@ -1,0 +1,79 @@
+"""What a hub computes under the study's PETs: each additive answer as a flat vector for secure
+aggregation (`flute.engine.additive` layouts), with this hub's DP noise share in 'secagg_dp',
+and the enrolment census. The plain steps of `flute.engine.hub_steps` do the arithmetic.
+
+A hub whose spec asks for secure aggregation refuses to answer an additive request in the clear
+(`require_clear_answers_allowed`): the PET choice is enforced where the data is (F-SRS-4/10).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from flute.cohort.table import StudyTable
+from flute.engine import hub_privacy, hub_steps
+from flute.engine.additive import ColumnSumsLayout, NewtonLayout, ScoresLayout, WeightedFitLayout
+from flute.engine.flower import Context
+from flute.engine.hub_steps import HubRefusal
+from flute.engine.pet_records import CensusIns, CensusRes, RoundAnnouncement
+from flute.engine.records import EvalIns, StatsIns, TrainIns
+from flute.engine.spec import StudySpec
+from flute.learn.clipped_gradient import row_sensitivity
+from flute.learn.preprocess import column_sums, log_transform
+
+
+def require_clear_answers_allowed(spec: StudySpec, what: str) -> None:
+    if spec.pets.mode != "none":
+        raise HubRefusal(f"{what} in the clear refused: study {spec.study_id} runs with pets.mode {spec.pets.mode!r} (secure aggregation)")
+
+
+def census(spec: StudySpec, table: StudyTable, ins: CensusIns, hub: str, context: Context) -> CensusRes:
+    """Name and counts. In 'secagg_dp' the whole study's privacy cost is reserved first (a hub
+    without enough budget refuses here, before computing anything) and the counts are noised."""
+    if spec.pets.dp is not None:
+        hub_privacy.reserve_study(spec, context.node_config, context.state, ins.run.run_nonce, hub)
+        hub_privacy.spend_release(spec, context.node_config, context.state, ins.run.run_nonce)
+    logged = log_transform(table.features, table.columns, spec.preprocessing.log_transform)
+    sums, positives = column_sums(logged), int(np.sum(table.labels == 1))
+    if spec.pets.dp is None:
+        return CensusRes(hub, sums.n_rows, positives, sums.n_incomplete)
+    return CensusRes(hub, *hub_privacy.noisy_census(spec, sums.n_rows, positives, sums.n_incomplete))
+
+
+def _dp_release(spec: StudySpec, context: Context, announcement: RoundAnnouncement) -> bool:
+    """True (after charging the release against this run's plan) when the study is DP."""
+    if spec.pets.dp is None:
+        return False
+    hub_privacy.spend_release(spec, context.node_config, context.state, announcement.run_nonce)
+    return True
+
+
+def column_vector(spec: StudySpec, table: StudyTable, ins: StatsIns, announcement: RoundAnnouncement, hub: str, context: Context) -> np.ndarray:
+    if _dp_release(spec, context, announcement):
+        layout = hub_privacy.DpColumnLayout(spec)
+        selected = hub_steps.select_rows(table, ins.rows)
+        rows = layout.rows(selected.features, selected.labels)
+        return hub_privacy.noisy_sum(spec, rows, layout.sensitivity, len(announcement.members))
+    result = hub_steps.summarise_columns(spec, table, ins, hub)
+    return ColumnSumsLayout(len(spec.cohort.variables)).encode(result.sums, result.n_positive)
+
+
+def newton_vector(spec: StudySpec, table: StudyTable, ins: TrainIns) -> np.ndarray:
+    return NewtonLayout(ins.weights.shape[0]).encode(hub_steps.newton_step(spec, table, ins).sums)
+
+
+def weighted_fit_vector(spec: StudySpec, table: StudyTable, ins: TrainIns) -> np.ndarray:
+    return WeightedFitLayout(ins.weights.shape[0]).encode(hub_steps.local_fit(spec, table, ins).fit)
+
+
+def gradient_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcement: RoundAnnouncement | None, context: Context) -> np.ndarray:
+    """[weight total, summed clipped gradient]; noised in 'secagg_dp'."""
+    rows = hub_steps.clipped_gradient_rows(spec, table, ins)
+    if announcement is not None and _dp_release(spec, context, announcement):
+        sensitivity = row_sensitivity(hub_steps.objective_of(spec, ins), spec.strategy.clip_norm)  # type: ignore[union-attr]
+        return hub_privacy.noisy_sum(spec, rows, sensitivity, len(announcement.members))
+    return rows.sum(axis=0)
+
+
+def scores_vector(spec: StudySpec, table: StudyTable, ins: EvalIns) -> np.ndarray:
+    return ScoresLayout(spec.score_grid()).encode(hub_steps.score(spec, table, ins).summary)
