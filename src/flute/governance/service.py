@@ -27,7 +27,8 @@ from flute.governance.rbac import AUTHENTICATOR_STATE, Action, AuthenticationFai
 
 #: Paths reachable without authentication. Everything else must depend on `require`.
 PUBLIC_PATHS: Final[frozenset[str]] = frozenset(
-    {"/auth/login", "/auth/refresh", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/terms", "/privacy"}
+    {"/auth/login", "/auth/refresh", "/health", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/terms", "/privacy",
+     "/ui/login", "/fhir/metadata"}
 )
 PUBLIC_PREFIXES: Final[tuple[str, ...]] = ("/static/",)
 _GUARD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
