@@ -11,7 +11,10 @@ from typing import Annotated
 
 import typer
 
+from flute.cli import coordinator_api_cmd
+
 app = typer.Typer(help="The coordinator of a multi-machine deployment.", no_args_is_help=True)
+app.command("api")(coordinator_api_cmd.api)
 
 PkiOption = Annotated[Path, typer.Option("--pki", help="The coordinator's PKI directory (`flute pki init`).")]
 PortOption = Annotated[int, typer.Option("--port", min=1, max=65535, help="The coordinator's port.")]

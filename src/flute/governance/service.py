@@ -274,12 +274,18 @@ class TlsFiles:
                 raise FileNotFoundError(f"TLS file {path} not found; create certificates with `flute pki init` or pass --tls-cert/--tls-key")
 
 
+LOOPBACK_HOSTS: Final[frozenset[str]] = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
 def serve(app: FastAPI, host: str, port: int, tls: TlsFiles | None) -> None:
-    """Run under uvicorn until interrupted; HTTPS when `tls` is given."""
+    """Run under uvicorn until interrupted; HTTPS when `tls` is given. Plain HTTP is refused
+    on anything but loopback: credentials must never cross a network in clear text."""
     import uvicorn
 
     if tls is not None:
         tls.check()
+    elif host not in LOOPBACK_HOSTS:
+        raise ValueError(f"refusing plain HTTP on {host}: pass --tls-cert and --tls-key (e.g. from `flute pki init`) or bind 127.0.0.1")
     uvicorn.run(
         app, host=host, port=port, log_level="info", proxy_headers=False, server_header=False,
         ssl_certfile=str(tls.cert) if tls else None, ssl_keyfile=str(tls.key) if tls else None,
