@@ -57,7 +57,7 @@ def package_study_result(
             method=f"pooled out-of-fold predictions of {spec.evaluation.cv_folds}-fold federated cross-validation",
         )
     return package_model(
-        model, standardiser, provenance, metrics, out_dir, signing_key,
+        model.fitted(), standardiser, provenance, metrics, out_dir, signing_key,
         model_id=spec.study_id, version=version, title=spec.name, privacy=privacy_record(spec.pets),
         threshold=threshold, allow_imputation=allow_imputation,
     )  # fmt: skip

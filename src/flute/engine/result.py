@@ -17,7 +17,7 @@ from flute.engine.flower import Array, ArrayRecord, ConfigRecord, RecordDict
 from flute.engine.records import Preprocessing, RecordFormatError
 from flute.engine.spec import StudySpec
 from flute.evaluate.summary import ScoreSummary, combine
-from flute.learn.logistic import predict_probability
+from flute.learn.models import FittedModel, decode
 from flute.learn.preprocess import Standardiser
 
 TaskKind = Literal["cv", "loho", "final"]
@@ -54,7 +54,9 @@ class Task:
 
 @dataclass(frozen=True)
 class TrainedModel:
-    """Weights (intercept first) with the preprocessing they were trained on."""
+    """Model parameters with the preprocessing they were trained on. `weights` is the parameter
+    vector of `model_name` (`flute.learn.models`): for logistic regression the weights, intercept
+    first; `fitted()` decodes it."""
 
     columns: tuple[str, ...]
     log_columns: tuple[str, ...]
@@ -63,11 +65,15 @@ class TrainedModel:
     rounds: int
     converged: bool
     trained_on: tuple[str, ...]
+    model_name: str = "logistic_regression"
+
+    def fitted(self) -> FittedModel:
+        return decode(self.model_name, self.weights, len(self.columns))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(csPCa) for raw features (columns in `columns` order, NaN = missing)."""
         standardiser = Standardiser(self.columns, self.log_columns, self.preprocessing.means, self.preprocessing.scales)
-        return predict_probability(self.weights, standardiser.transform(features))
+        return self.fitted().predict_risk(standardiser.transform(features))
 
 
 @dataclass(frozen=True)
@@ -202,6 +208,7 @@ def _get_outcome(record: RecordDict, prefix: str, task: Task, spec: StudySpec) -
         rounds=int(config["rounds"]),  # type: ignore[arg-type]
         converged=bool(config["converged"]),
         trained_on=tuple(str(h) for h in _list(config, "trained-on")),
+        model_name=spec.model.name,
     )
     scores = tuple(
         SiteScores(
