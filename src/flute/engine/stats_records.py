@@ -9,7 +9,7 @@ Message type:
 `StatisticsIns` carries the key holder's PUBLIC CKKS context when the request's PET is 'he' (empty
 otherwise). `StatisticsRes` carries, by PET:
     none  the hub's exact sums with small cells suppressed (zeroed + flagged);
-    dp    the hub's OpenDP release, small cells flagged, and the DpCost its ledger charged;
+    dp    the hub's OpenDP release, small cells flagged (noisy values kept), and the DpCost charged;
     he    the hub's exact sums encrypted under the public context (suppression happens on the
           decrypted pooled sums, against the strictest policy of the hubs that answered).
 Every reply states the hub's minimum cell size.
@@ -31,7 +31,6 @@ from flute.privacy.dp_stats import STATISTIC_KINDS, StatisticKind, StatisticsQue
 
 STATISTICS_MESSAGE: Final = "query.statistics"
 REQUEST_KEY: Final = "statistics-request"
-DEFAULT_DATASET: Final = "cohort"
 
 StatisticsPet = Literal["none", "dp", "he"]
 STATISTICS_PETS: tuple[str, ...] = get_args(StatisticsPet)
@@ -43,22 +42,22 @@ DP_COST: Final = "flute.dp-cost"
 
 @dataclass(frozen=True)
 class StatisticsRequest:
-    """A researcher's statistics query: which study (whose budget pays) and dataset, which
-    variables, which statistic, which PET (F-SRS-4), and for 'dp' the epsilon per hub."""
+    """A researcher's statistics query: which study (whose budget pays at each hub; the ledger's
+    dataset is the hub's name, one cohort dataset per hub), which variables, which statistic,
+    which PET (F-SRS-4), and for 'dp' the epsilon each hub spends."""
 
     study: str
     variables: tuple[str, ...]
     kind: StatisticKind
     pet: StatisticsPet = "dp"
     epsilon: float | None = None
-    dataset: str = DEFAULT_DATASET
     included_only: bool = True
     min_hubs: int = 1
 
     def __post_init__(self) -> None:
         problems = []
-        if not self.study.strip() or not self.dataset.strip():
-            problems.append("name the study and the dataset")
+        if not self.study.strip():
+            problems.append("name the study")
         if self.pet not in STATISTICS_PETS:
             problems.append(f"pet {self.pet!r} is not one of {list(STATISTICS_PETS)}")
         if self.kind not in STATISTIC_KINDS:

@@ -3,10 +3,10 @@
 The hub re-validates the request from the run config, reads its own study table and answers with
 sums only (URS-1):
 - 'none': exact sums, small cells suppressed by the hub's disclosure policy;
-- 'dp':   the cost of the OpenDP plan is RESERVED in the hub's privacy ledger (study x dataset,
-          budget set by the data owner) before any row is read; a refusal (`BudgetExceeded`,
+- 'dp':   the cost of the OpenDP plan is RESERVED in the hub's privacy ledger (study x dataset =
+          the hub's name, budget set by the data owner) before any row is read; a refusal (`BudgetExceeded`,
           `BudgetNotSet`) propagates with the ledger's message and nothing is computed. The
-          release is computed, small cells flagged, the reply built, and the reservation
+          release is computed, small cells flagged (their noisy values kept for pooling), the reply built, and the reservation
           COMMITTED as the reply is handed over for sending (if anything fails before, it is
           released: nothing left the hub). A crash in between leaves it reserved, i.e. charged;
 - 'he':   exact sums encrypted under the key holder's public context (which must not hold a
@@ -98,9 +98,9 @@ def answer_statistics(request: StatisticsRequest, ins: StatisticsIns, hub: Stati
     assert request.epsilon is not None  # checked by StatisticsRequest
     plan = plan_dp_statistics(query, request.epsilon)
     operation = f"statistics {request.kind} of {','.join(request.variables)} (OpenDP, epsilon {request.epsilon:g})"
-    reservation = hub.ledger.reserve(request.study, request.dataset, plan.cost, operation)
+    reservation = hub.ledger.reserve(request.study, hub.name, plan.cost, operation)
     try:
-        vector = suppress_small_cells(plan.release(hub.columns()), hub.min_cell_size)
+        vector = suppress_small_cells(plan.release(hub.columns()), hub.min_cell_size, withhold=False)
         record = StatisticsRes(hub.name, hub.min_cell_size, vector.values, vector.suppressed, cost=plan.cost).to_record()
     except BaseException:
         hub.ledger.release(reservation)

@@ -26,8 +26,9 @@ the coordinator adds them up. Adding is post-processing, so every hub's records 
 (epsilon, 0)-DP guarantee against everyone, the coordinator included; the price is that the
 pooled sum carries the noise of every hub (variance grows with the number of hubs).
 
-Small cells (F-PIL-11): a hub's policy sets a minimum cell size; counts below it (and the sums
-of a variable whose count is below it) are suppressed - zeroed and flagged, never sent raw.
+Small cells (F-PIL-11): a hub's policy sets a minimum cell size; exact counts below it (and the
+sums of a variable whose count is below it) are suppressed - zeroed and flagged, never sent raw;
+DP counts below it are flagged (hidden from display) but kept for pooling, being noisy already.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -154,6 +155,13 @@ class StatisticsQuery:
     def size(self) -> int:
         return sum(s.stop - s.start for _, _, s in self.layout())
 
+    def count_mask(self) -> np.ndarray:
+        """True where the vector holds a count of patients (an integer when exact)."""
+        mask = np.zeros(self.size, dtype=bool)
+        for _, component, where in self.layout():
+            mask[where] = component in ("n", "bins", "grid")
+        return mask
+
 
 
 def _length(variable: VariableQuery, component: Component) -> int:
@@ -213,11 +221,13 @@ def exact_statistics(query: StatisticsQuery, columns: Mapping[str, np.ndarray]) 
     return StatisticsVector(query, values, np.zeros(values.shape, dtype=bool))
 
 
-def suppress_small_cells(vector: StatisticsVector, min_cell_size: int) -> StatisticsVector:
-    """Zero and flag every count (n, histogram bin) below `min_cell_size`, the sums of a variable
-    whose n is suppressed (no mean of fewer patients than the policy allows), and a quantile grid
-    holding fewer patients in all (its fine cells are an intermediate for the quantiles, judged
-    as one cell)."""
+def suppress_small_cells(vector: StatisticsVector, min_cell_size: int, *, withhold: bool = True) -> StatisticsVector:
+    """Flag every count (n, histogram bin) below `min_cell_size`, the sums of a variable whose n
+    is flagged (no mean of fewer patients than the policy allows), and a quantile grid holding
+    fewer patients in all (its fine cells are an intermediate for the quantiles, judged as one
+    cell). Flagged values are zeroed (`withhold`) - always for exact values; a DP release may
+    keep them (`withhold=False`): they are noisy, not raw, so pooled sums stay unbiased, and
+    the flag still keeps them out of every displayed estimate."""
     if min_cell_size < 1:
         raise StatisticsQueryError(f"min cell size must be >= 1, got {min_cell_size}")
     small = np.zeros(vector.values.shape, dtype=bool)
@@ -231,7 +241,7 @@ def suppress_small_cells(vector: StatisticsVector, min_cell_size: int) -> Statis
         else:
             small[where] = small_n[name]
     suppressed = vector.suppressed | small
-    return StatisticsVector(vector.query, np.where(suppressed, 0.0, vector.values), suppressed)
+    return StatisticsVector(vector.query, np.where(suppressed & withhold, 0.0, vector.values), suppressed)
 
 
 # -- differential privacy (OpenDP) ----------------------------------------------------------------
@@ -349,6 +359,15 @@ class VariableEstimate:
             "quantiles": [{"level": level, "value": value} for level, value in self.quantiles],
             "suppressed": list(self.suppressed),
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VariableEstimate:
+        return cls(
+            data["variable"], data["n"], data["mean"], data["variance"],
+            tuple((cell["bin"], cell["count"]) for cell in data["histogram"]),
+            tuple((item["level"], item["value"]) for item in data["quantiles"]),
+            tuple(data["suppressed"]),
+        )
 
 
 def estimates(vector: StatisticsVector) -> tuple[VariableEstimate, ...]:
