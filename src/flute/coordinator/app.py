@@ -18,7 +18,9 @@ TITLE = "FLUTE coordinator"
 def router_factories() -> list[RouterFactory]:
     """Where coordinator features plug in their routers (imported here, lazily): each is a
     `RouterFactory` taking the ServiceContext. Every route must use `require(Action...)`."""
-    return []
+    from flute.coordinator.catalogue_api import catalogue_router
+
+    return [catalogue_router]
 
 
 def create_app(home: Path, *, policy: SecurityPolicy | None = None, extra_routers: Iterable[RouterFactory] = ()) -> FastAPI:

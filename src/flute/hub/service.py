@@ -19,7 +19,10 @@ from flute.hub.store import HubStore
 def router_factories() -> list[RouterFactory]:
     """Where hub features plug in their routers (imported here, lazily): each is a
     `RouterFactory` taking the ServiceContext. Every route must use `require(Action...)`."""
-    return []
+    from flute.hub.fhir_api import fhir_router
+    from flute.hub.ui.pages import ui_router
+
+    return [ui_router, fhir_router]
 
 
 def create_app(home: Path, *, policy: SecurityPolicy | None = None, extra_routers: Iterable[RouterFactory] = ()) -> FastAPI:
