@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, TypeVar
 import httpx
 import tomli_w
 
-from flute.engine.pki import PkiLayout, enrolled_hubs, issue_loopback_tls, public_key_pem
+from flute.engine.pki import PkiLayout, check_hub_private_key, enrolled_hubs, issue_loopback_tls, public_key_pem
 from flute.engine.sources import HUB_HOME_KEY, HUB_NAME_KEY
 
 if TYPE_CHECKING:
@@ -401,25 +401,21 @@ class Coordinator:
             "--isolation", "subprocess",
         ]  # fmt: skip
         state_dir.mkdir(parents=True, exist_ok=True)
+        self.control = ControlClient(self.control_address, layout.ca_cert)
         self.process = ServiceProcess(
             "superlink", argv, flower_environment(state_dir, task_poll_interval_s), state_dir / "superlink.log"
         )
         try:
             _wait_until_healthy(self.process, self.control_address, layout.ca_cert)
-            self.control = ControlClient(self.control_address, layout.ca_cert)
-            self.node_ids = self._register_enrolled()
+            # The SuperLink keeps its state in memory: every start registers exactly the current
+            # enrolment list, so a hub removed from it can no longer connect.
+            self.node_ids = {name: self.control.register_hub(name, key) for name, key in self.enrolment.items()}
         except BaseException:
-            self.process.stop()
+            self.stop()
             raise
 
-    def _register_enrolled(self) -> dict[str, int]:
-        # The SuperLink keeps its state in memory: every start registers exactly the current
-        # enrolment list, so a hub removed from it can no longer connect.
-        return {name: self.control.register_hub(name, key) for name, key in self.enrolment.items()}
-
     def stop(self) -> None:
-        if hasattr(self, "control"):
-            self.control.close()
+        self.control.close()
         self.process.stop()
 
     def __enter__(self) -> Coordinator:
@@ -444,8 +440,6 @@ class HubServer:
         task_poll_interval_s: float = DEFAULT_TASK_POLL_INTERVAL_S,
         idle_poll_s: float = DEFAULT_IDLE_POLL_S,
     ) -> None:
-        from flute.engine.pki import check_hub_private_key
-
         check_hub_private_key(key)
         if not ca_cert.is_file():
             raise DeploymentError(f"coordinator CA certificate {ca_cert} does not exist (copy ca.pem from the coordinator)")
