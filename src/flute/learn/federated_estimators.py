@@ -51,15 +51,7 @@ class FederatedTreeClassifier:
         if not partitions:
             raise ValueError("fit_partitions needs at least one (inputs, labels) partition")
         class_weights = _class_weights(partitions, self.class_weight)
-        n_positive = float(sum(int(np.sum(y == 1)) for _, y in partitions))
-        n_total = float(sum(y.shape[0] for _, y in partitions))
-        self.model_: TreeEnsemble = fit_tree_model(
-            self.params,
-            Partitions(partitions, class_weights),
-            class_weights=class_weights,
-            class_totals=(n_total - n_positive, n_positive),
-            seed=self.seed,
-        )
+        self.model_: TreeEnsemble = fit_tree_model(self.params, Partitions(partitions, class_weights), seed=self.seed)
         return self
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
@@ -120,7 +112,7 @@ class FederatedLinearSvm:
         return self
 
     def decision_function(self, inputs: np.ndarray) -> np.ndarray:
-        return decision_function(self.model_.weights, inputs)
+        return decision_function(self.model_.svm_weights, inputs)
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
         return _probabilities(self.model_.predict_risk(inputs))

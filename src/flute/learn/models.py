@@ -51,7 +51,7 @@ def encode(model: FittedModel) -> np.ndarray:
     if isinstance(model, LogisticModel):
         return np.array(model.weights, dtype=np.float64)
     if isinstance(model, LinearSvmModel):
-        return np.concatenate([model.platt, model.weights]).astype(np.float64)
+        return np.concatenate([model.platt, model.svm_weights]).astype(np.float64)
     if isinstance(model, TreeEnsemble):
         head = [float(_LINKS.index(model.link)), model.base_margin, float(len(model.trees))]
         sizes = [float(tree.n_nodes) for tree in model.trees]

@@ -84,13 +84,14 @@ def platt_sums(platt: np.ndarray, weights: np.ndarray, inputs: np.ndarray, label
 
 @dataclass(frozen=True)
 class LinearSvmModel:
-    """SVM weights (intercept first) and the Platt map (b, a) of its decision function."""
+    """SVM weights (intercept first) and the Platt map (b, a) of its decision function. (Not
+    called `weights`: these are not logistic weights, and must not pass for them.)"""
 
-    weights: np.ndarray
+    svm_weights: np.ndarray
     platt: np.ndarray
 
     def predict_risk(self, inputs: np.ndarray) -> np.ndarray:
-        return predict_probability(self.platt, decision_function(self.weights, inputs)[:, None])
+        return predict_probability(self.platt, decision_function(self.svm_weights, inputs)[:, None])
 
 
 PlattResults = Callable[[int, np.ndarray], Sequence[NewtonSums]]

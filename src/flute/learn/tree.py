@@ -106,6 +106,11 @@ class _Builder:
         return Tree(**ints, **floats)
 
 
+def single_leaf() -> Tree:
+    """A tree that is only its root (a leaf of value 0)."""
+    return _Builder().freeze()
+
+
 @dataclass(frozen=True)
 class Split:
     feature: int

@@ -20,7 +20,7 @@ from typing import Literal, Protocol, Sequence
 import numpy as np
 
 from flute.learn.binning import FineGrid, QuantileBins, fine_histograms, quantile_bins
-from flute.learn.tree import FeatureChooser, GrowthLimits, OpenNode, Tree, grow_trees, open_node_histograms
+from flute.learn.tree import FeatureChooser, GrowthLimits, OpenNode, Tree, grow_trees, open_node_histograms, single_leaf
 from flute.learn.tree_rules import ClassCountRule, Criterion, GradientRule
 
 Link = Literal["mean_probability", "logistic_sum"]
@@ -194,19 +194,13 @@ def _feature_chooser(n_features: int, share: float, seed: int) -> FeatureChooser
 
 
 def fit_tree_model(
-    params: TreeModelParams,
-    federation: TreeFederation,
-    *,
-    class_weights: tuple[float, float],
-    class_totals: tuple[float, float],
-    seed: int,
-    grid: FineGrid = FineGrid(),
+    params: TreeModelParams, federation: TreeFederation, *, seed: int, grid: FineGrid = FineGrid()
 ) -> TreeEnsemble:
-    """Grow the model `params` names from the federation's sums. `class_totals` are the global
-    (non-csPCa, csPCa) row counts (boosting starts from their weighted log-odds)."""
+    """Grow the model `params` names from the federation's sums (`seed`: forest bagging and
+    feature draws)."""
     bins = quantile_bins(federation.fine_histograms(grid), grid, params.max_bins)
     if isinstance(params, BoostingParams):
-        return _boost(params, federation, bins, class_weights, class_totals)
+        return _boost(params, federation, bins)
     rule = ClassCountRule(params.criterion, float(params.min_rows_leaf))
     limits = GrowthLimits(params.max_depth, 2.0 * params.min_rows_leaf)
     if isinstance(params, DecisionTreeParams):
@@ -218,17 +212,19 @@ def fit_tree_model(
     return TreeEnsemble(tuple(trees), 0.0, "mean_probability")
 
 
-def _boost(
-    params: BoostingParams,
-    federation: TreeFederation,
-    bins: QuantileBins,
-    class_weights: tuple[float, float],
-    class_totals: tuple[float, float],
-) -> TreeEnsemble:
-    negative, positive = class_totals[0] * class_weights[0], class_totals[1] * class_weights[1]
-    if negative <= 0 or positive <= 0:
-        raise ValueError(f"gradient boosting needs both outcomes among the training rows, got {class_totals}")
-    ensemble = TreeEnsemble((), float(np.log(positive / negative)), "logistic_sum")
+def _initial_margin(federation: TreeFederation, bins: QuantileBins) -> float:
+    """The weighted log-odds of csPCa, from the root's gradient and Hessian sums at margin 0:
+    G = sum w (1/2 - y) and H = sum w / 4, so the weight is 4H and the csPCa weight 2H - G."""
+    empty = TreeEnsemble((), 0.0, "logistic_sum")
+    gradient, hessian, _ = federation.gradient_histograms(bins, empty, [single_leaf()], [OpenNode(0, 0)])[0, 0].sum(axis=0)
+    total, positive = 4.0 * hessian, 2.0 * hessian - gradient
+    if not (0.0 < positive < total):
+        raise ValueError("gradient boosting needs both outcomes among the training rows")
+    return float(np.log(positive / (total - positive)))
+
+
+def _boost(params: BoostingParams, federation: TreeFederation, bins: QuantileBins) -> TreeEnsemble:
+    ensemble = TreeEnsemble((), _initial_margin(federation, bins), "logistic_sum")
     rule = GradientRule(params.l2, params.min_child_weight, params.min_split_gain, params.learning_rate)
     limits = GrowthLimits(params.max_depth, 2.0)
     for _ in range(params.n_trees):
