@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Final
 
 from flute.cohort.table import StudyTable
-from flute.engine import hub_secagg, hub_steps, pet_steps, stats_steps
+from flute.engine import hub_secagg, hub_steps, pet_steps, stats_steps, tree_handlers
 from flute.engine.consent_hook import require_consent
 from flute.engine.flower import ClientApp, Context, Grid, Message, RecordDict, ServerApp, record_to_bytes
 from flute.engine.hub_identity import ENROLMENT_KEY, parse_enrolment
@@ -202,3 +202,31 @@ def secagg_confirm(message: Message, context: Context) -> Message:
 @client_app.query("secagg_unmask")
 def secagg_unmask(message: Message, context: Context) -> Message:
     return _secagg_stage(message, context, PetMessageKind.SECAGG_UNMASK)
+
+
+# Trees, forests, boosting, SVM and scoring of any registry model (flute.engine.tree_handlers).
+
+
+@client_app.query("bins")
+def bins(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, tree_handlers.bins)
+
+
+@client_app.train("histograms")
+def histograms(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, tree_handlers.histograms)
+
+
+@client_app.train("svm")
+def svm(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, tree_handlers.svm)
+
+
+@client_app.train("platt")
+def platt(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, tree_handlers.platt)
+
+
+@client_app.evaluate("model")
+def model_scores(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, tree_handlers.model_scores)
