@@ -46,7 +46,8 @@ from flute.engine.hub_secagg import float_encoding
 from flute.engine.pet_records import AdditiveRes, CensusIns, CensusRes, PetMessageKind, RunTag
 from flute.engine.result import HubCount, SiteScores, StudyResult, Task, TaskOutcome, TrainedModel
 from flute.engine.secure_sum import SecureSumFailed, SecureSummer
-from flute.engine.spec import ClippedGradientSpec, FedAdamSpec, NewtonSpec, StudySpec
+from flute.engine.spec import ClippedGradientSpec, FedAdamSpec, LogisticRegressionSpec, NewtonSpec, StudySpec
+from flute.engine.tree_workflow import train_model_task
 from flute.learn.aggregation import Aggregator, AveragingAggregator, FedAdamAggregator, LocalStep, NewtonAggregator
 from flute.learn.clipped_gradient import ClippedGradientAggregator, ClippedGradientSums
 from flute.learn.logistic import LocalFit, LogisticObjective, NewtonSums, RoundOutcome, balanced_class_weights, zero_weights
@@ -237,6 +238,8 @@ class Coordinator:
 
     def _run_task(self, task: Task, progress: TaskProgress | None, completed: StudyResult) -> TaskOutcome:
         train_rows, score_rows = self._rows(task)
+        if not isinstance(self.spec.model, LogisticRegressionSpec):
+            return self._scored(task, train_model_task(self, task, train_rows), score_rows, completed)
         trainers = self._nodes(exclude=task.held_out_hub)
         required = self._required(task)
         if progress is None:
@@ -292,6 +295,10 @@ class Coordinator:
             converged=trace.converged,
             trained_on=tuple(self.federation.names[n] for n in self._nodes(exclude=task.held_out_hub)),
         )
+        return self._scored(task, model, score_rows, completed)
+
+    def _scored(self, task: Task, model: TrainedModel, score_rows: RowSelection, completed: StudyResult) -> TaskOutcome:
+        """The task's outcome with its evaluation; checkpointed as completed."""
         outcome = TaskOutcome(task, model, self._score(task, model, score_rows))
         if self.checkpoint_path is not None:
             finished = StudyResult(self.spec, completed.hubs, completed.outcomes + (outcome,), tuple(self.federation.dropped))
@@ -350,10 +357,12 @@ class Coordinator:
             return ()
         targets = [n for n, name in self.federation.names.items() if task.kind == "cv" or name == task.held_out_hub]
         payload = EvalIns(model.weights, rows, model.preprocessing).to_record()
+        # Logistic weights are scored by `evaluate.scores`; any model's parameter vector by `evaluate.model`.
+        kind = MessageKind.SCORES if isinstance(self.spec.model, LogisticRegressionSpec) else MessageKind.MODEL_SCORES
         if self.secure is not None:
             layout, nodes = ScoresLayout(self.spec.score_grid()), self._nodes()
-            total = self._secure_total(MessageKind.SCORES, payload, nodes, f"{task.key}/evaluation", length=layout.length, integer=True)
+            total = self._secure_total(kind, payload, nodes, f"{task.key}/evaluation", length=layout.length, integer=True)
             return (SiteScores(SECURE_SUM_SITE, layout.decode(total)),)
-        answers = self.federation.ask(MessageKind.SCORES, {n: payload for n in targets}, f"{task.key}/evaluation", required=1)
+        answers = self.federation.ask(kind, {n: payload for n in targets}, f"{task.key}/evaluation", required=1)
         grid = self.spec.score_grid()
         return tuple(SiteScores(self.federation.names[n], EvalRes.from_record(content, grid).summary) for n, content in answers.items())
