@@ -34,6 +34,7 @@ class Trained:
     model: FederatedLogisticRegression
     standardiser: Standardiser
     features: np.ndarray
+    labels: np.ndarray
 
     def expected(self, features: np.ndarray) -> np.ndarray:
         return self.model.predict_proba(self.standardiser.transform(features))[:, 1]
@@ -47,7 +48,7 @@ def trained() -> Trained:
     labels = np.array([p.cspca for p in patients], dtype=np.float64)
     standardiser = Standardiser.from_sums(VARIABLE_NAMES, LOG_COLUMNS, column_sums(log_transform(features, VARIABLE_NAMES, LOG_COLUMNS)))
     model = FederatedLogisticRegression(l2=1e-3).fit(standardiser.transform(features), labels)
-    return Trained(model, standardiser, features)
+    return Trained(model, standardiser, features, labels)
 
 
 @pytest.fixture(scope="session")
