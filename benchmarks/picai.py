@@ -6,7 +6,14 @@ one fixed seed; one case per patient, so folds are per patient):
 - centralised LR on the pooled rows (scikit-learn, an independent implementation),
 - each centre's local-only LR (scikit-learn, trained and validated on that centre's folds),
 - PI-RADS alone (no model),
-plus leave-one-centre-out for the federated and centralised models.
+plus leave-one-centre-out for the federated and centralised models, and the PET arms:
+- federated LR (Newton) with secure aggregation (pets.mode 'secagg'): the coordinator sees only
+  sums over the centres; the model must equal the plaintext one to fixed-point precision;
+- secure aggregation + record-level DP at epsilon = 1, delta = 1e-5 per patient for the WHOLE
+  study (5 CV trainings + final model, all composing): clipped-gradient training with distributed
+  Gaussian noise, each centre's privacy ledger charged (pets.mode 'secagg_dp');
+- a loss-threshold membership-inference attack on the CV fold models without and with DP:
+  members = a fold model's training rows, non-members = its held-out rows; AUC of -log loss.
 
 Predictors: age, log PSA, log prostate volume, case PI-RADS (largest integer of lesion_PIRADS).
 Label: case_csPCa. Rows lacking a predictor are left out (complete cases), and counted.
@@ -102,23 +109,96 @@ def sklearn_lr_risks(train_x: np.ndarray, train_y: np.ndarray, test_x: np.ndarra
     return model.predict_proba(test_x)[:, 1]
 
 
-def study_spec():  # type: ignore[no-untyped-def]
+#: Clipping ranges of the DP column sums (raw units), fixed before seeing the data.
+DP_FEATURE_BOUNDS = {"ageAtBiopsy": (40.0, 90.0), "psa": (0.1, 100.0), "prostateVolume": (10.0, 300.0), "pirads": (1.0, 5.0)}
+DP_EPSILON, DP_DELTA = 1.0, 1e-5
+DP_TRAINING = {"rounds": 10, "learning_rate": 4.0, "tolerance": 1e-10}
+
+
+def study_spec(pets: str = "none"):  # type: ignore[no-untyped-def]
     from flute.engine.spec import StudySpec
 
-    return StudySpec.from_mapping(
-        {
-            "study_id": "picai-benchmark",
-            "name": "PI-CAI: federated LR across RUMC, PCNN, ZGT",
-            "cohort": {"variables": list(COLUMNS)},
-            "preprocessing": {"log_transform": list(LOG_COLUMNS)},
-            "model": {"name": "logistic_regression", "l2": 0.0},
-            "strategy": {"name": "newton"},
-            "training": {"rounds": 25, "tolerance": 1e-10},
-            "seed": SEED,
-            "federation": {"min_hubs": 2},
-            "evaluation": {"cv_folds": FOLDS, "leave_one_hub_out": True},
-        }
-    )
+    data = {
+        "study_id": "picai-benchmark",
+        "name": "PI-CAI: federated LR across RUMC, PCNN, ZGT",
+        "cohort": {"variables": list(COLUMNS)},
+        "preprocessing": {"log_transform": list(LOG_COLUMNS)},
+        "model": {"name": "logistic_regression", "l2": 0.0},
+        "strategy": {"name": "newton"},
+        "training": {"rounds": 25, "tolerance": 1e-10},
+        "seed": SEED,
+        "federation": {"min_hubs": 2},
+        "evaluation": {"cv_folds": FOLDS, "leave_one_hub_out": pets == "none"},
+        "pets": {"mode": pets},
+    }
+    if pets == "secagg_dp":
+        data["strategy"] = {"name": "clipped_gradient", "clip_norm": 1.0}
+        data["training"] = DP_TRAINING
+        data["pets"]["dp"] = {"target_epsilon": DP_EPSILON, "delta": DP_DELTA, "feature_bounds": DP_FEATURE_BOUNDS}
+    return StudySpec.from_mapping(data)
+
+
+def membership_auc(result, centres: list[Centre]) -> float:  # type: ignore[no-untyped-def]
+    """Loss-threshold membership inference (Yeom et al. 2018) on the CV fold models: the
+    attacker scores each record by -log loss under a fold model; members are that model's
+    training rows, non-members its held-out rows. AUC 0.5 = the attack learns nothing."""
+    from flute.evaluate.exact import exact_auroc
+
+    scores, membership = [], []
+    for outcome in result.of_kind("cv"):
+        for c in centres:
+            risk = np.clip(outcome.model.predict(c.features), 1e-12, 1 - 1e-12)
+            loss = -(c.labels * np.log(risk) + (1 - c.labels) * np.log(1 - risk))
+            scores.append(-loss)
+            membership.append((c.folds != outcome.task.fold).astype(np.int64))
+    return exact_auroc(np.concatenate(membership), np.concatenate(scores))
+
+
+def run_pet_arms(centres: list[Centre], plain_result) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """Secure aggregation, and secure aggregation + DP (each centre's ledger in a temporary
+    database, its budget set to the study's epsilon as a data owner would)."""
+    import tempfile
+
+    from flute.cohort.table import StudyTable
+    from flute.engine.apps import client_app, server_app
+    from flute.engine.embedded import HubBinding, run_embedded, study_run_config
+    from flute.engine.sources import InMemorySource
+    from flute.evaluate.discrimination import auroc
+    from flute.hub.ledger import PrivacyLedger
+    from flute.hub.store import HubStore
+
+    figures: dict[str, float] = {}
+    started = time.perf_counter()
+    spec = study_spec("secagg")
+    hubs = [HubBinding(c.name, source=InMemorySource(StudyTable(COLUMNS, c.features, c.labels))) for c in centres]
+    secure = run_embedded(server_app, client_app, hubs, study_run_config(spec))
+    figures["secagg_seconds"] = time.perf_counter() - started
+    figures["auroc_federated_lr_secagg"] = auroc(secure.cv_pooled_summary()).value
+    figures["secagg_max_weight_difference"] = float(np.max(np.abs(secure.final_model.weights - plain_result.final_model.weights)))
+
+    spec = study_spec("secagg_dp")
+    with tempfile.TemporaryDirectory() as ledgers:
+        urls = {}
+        for c in centres:
+            urls[c.name] = f"sqlite:///{ledgers}/{c.name}.sqlite3"
+            store = HubStore.create(urls[c.name])
+            PrivacyLedger(store.engine).set_budget(spec.study_id, c.name, DP_EPSILON, DP_DELTA)
+            store.close()
+        hubs = [
+            HubBinding(c.name, source=InMemorySource(StudyTable(COLUMNS, c.features, c.labels)), ledger_url=urls[c.name]) for c in centres
+        ]
+        started = time.perf_counter()
+        private = run_embedded(server_app, client_app, hubs, study_run_config(spec))
+        figures["secagg_dp_seconds"] = time.perf_counter() - started
+        store = HubStore.open(urls[centres[0].name])
+        spent = PrivacyLedger(store.engine).budget(spec.study_id, centres[0].name)
+        store.close()
+    figures["auroc_federated_lr_secagg_dp_eps1"] = auroc(private.cv_pooled_summary()).value
+    figures["dp_epsilon_charged_per_hub"] = spent.epsilon_spent
+    figures["dp_delta_charged_per_hub"] = spent.delta_spent
+    figures["mia_auc_no_dp"] = membership_auc(plain_result, centres)
+    figures["mia_auc_dp_eps1"] = membership_auc(private, centres)
+    return figures
 
 
 def run(centres: list[Centre]) -> dict[str, float]:
@@ -198,7 +278,7 @@ def run(centres: list[Centre]) -> dict[str, float]:
         risk = sklearn_lr_risks(np.vstack([o.features for o in others]), np.concatenate([o.labels for o in others]), c.features)
         figures[f"loco_federated_{c.name}"] = auroc(loho[c.name]).value
         figures[f"loco_centralised_{c.name}"] = exact_auroc(c.labels, risk)
-    return figures
+    return {**figures, **run_pet_arms(centres, result)}
 
 
 def print_table(figures: dict[str, float], counts: dict[str, int]) -> None:
@@ -221,6 +301,21 @@ def print_table(figures: dict[str, float], counts: dict[str, int]) -> None:
         fed, local = figures[f"auroc_federated_{name}"], figures[f"auroc_local_only_{name}"]
         sites.add_row(name, f"{fed:.4f}", f"{local:.4f}", f"{fed - local:+.4f}", f"{figures[f'loco_federated_{name}']:.4f}", f"{figures[f'loco_centralised_{name}']:.4f}")
     console.print(sites)
+    pets = Table(title=f"PETs (same folds): secure aggregation; + record-level DP (epsilon {DP_EPSILON:g}, delta {DP_DELTA:g} per patient, whole study)")
+    for column in ("arm", "AUROC", "minus federated LR", "MIA AUC", "seconds"):
+        pets.add_column(column, justify="right" if column != "arm" else "left")
+    fed = figures["auroc_federated_lr"]
+    pets.add_row("federated LR, plaintext", f"{fed:.4f}", "0", f"{figures['mia_auc_no_dp']:.4f}", f"{figures['federated_seconds']:.1f}")
+    for arm, key, mia, seconds in (
+        ("federated LR, secure aggregation", "auroc_federated_lr_secagg", "", "secagg_seconds"),
+        ("secure aggregation + DP eps 1", "auroc_federated_lr_secagg_dp_eps1", "mia_auc_dp_eps1", "secagg_dp_seconds"),
+    ):
+        pets.add_row(arm, f"{figures[key]:.4f}", f"{figures[key] - fed:+.4f}", f"{figures[mia]:.4f}" if mia else "-", f"{figures[seconds]:.1f}")
+    console.print(pets)
+    console.print(
+        f"secure aggregation vs plaintext final model: max weight difference {figures['secagg_max_weight_difference']:.2e}; "
+        f"each centre's ledger charged epsilon {figures['dp_epsilon_charged_per_hub']:.4f}, delta {figures['dp_delta_charged_per_hub']:.1e}"
+    )
     console.print(
         f"histogram vs exact on the same scores: AUROC error {figures['auroc_error_vs_exact']:.2e}, calibration intercept "
         f"{figures['calibration_intercept_error_vs_exact']:.2e}, slope {figures['calibration_slope_error_vs_exact']:.2e}; "

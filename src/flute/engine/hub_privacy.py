@@ -38,6 +38,8 @@ MEMORY_LEDGER_KEY: Final = "memory-ledger"
 """node_config, embedded in-memory hubs only: database URL of the hub's privacy ledger."""
 
 DP_STATE: Final = "flute.dp"
+MIN_UNIT_VARIANCE: Final = 1e-4
+"""Floor of a column's variance on the [0, 1] clipping scale after noise (1 % of the range as std)."""
 CENSUS_RELEASES: Final = 1
 
 
@@ -190,18 +192,21 @@ class DpColumnLayout:
         return np.column_stack([np.ones(n), labels.astype(np.float64), observed.astype(np.float64), unit, unit * unit])
 
     def decode(self, vector: np.ndarray) -> tuple[ColumnSums, int]:
-        """Column sums in the model's (logged) units from the noisy vector; counts are rounded
-        and kept >= 2 per column, unit sums kept inside their feasible range (post-processing)."""
+        """Column sums in the model's (logged) units from the noisy vector (post-processing, no
+        privacy cost): counts rounded and kept >= 2, the mean of u kept in [0, 1] and its variance
+        in [MIN_UNIT_VARIANCE, 1/4], so standardisation always has positive scales. Any positive
+        scale gives the same model family; noise here only changes the inputs' parametrisation."""
         d = self.n_columns
         lower, upper = self._bounds()
         n_rows = max(int(round(vector[0])), 2)
         n_positive = min(max(int(round(vector[1])), 1), n_rows - 1)
         observed = np.clip(np.rint(vector[2 : 2 + d]), 2, n_rows).astype(np.int64)
         mean_u = np.clip(vector[2 + d : 2 + 2 * d] / observed, 0.0, 1.0)
-        mean_u2 = np.clip(vector[2 + 2 * d :] / observed, mean_u * mean_u + 1e-6, 1.0)
+        variance_u = np.clip(vector[2 + 2 * d :] / observed - mean_u * mean_u, MIN_UNIT_VARIANCE, 0.25)
         span = upper - lower
-        total = observed * (lower + span * mean_u)
-        squares = observed * (lower * lower + 2 * lower * span * mean_u + span * span * mean_u2)
+        mean = lower + span * mean_u
+        total = observed * mean
+        squares = observed * (mean * mean + span * span * variance_u * (observed - 1) / observed)
         return ColumnSums(n_rows, observed, total, squares, 0), n_positive
 
 
