@@ -26,7 +26,7 @@ def example_bundle(n_patients: int, seed: int = 0) -> dict[str, Any]:
     rng = np.random.default_rng(seed)
     chosen = []
     while len(chosen) < n_patients:
-        drawn = draw_site_patients(SITES[0], 2 * n_patients, rng, _CLEAN)
+        drawn = draw_site_patients(SITES[0], max(2 * n_patients, 64), rng, _CLEAN)  # small draws may hold no eligible man
         chosen.extend(p for p in drawn if p.truly_included)
     entries = []
     for patient in chosen[:n_patients]:
