@@ -34,6 +34,8 @@ from flute.governance.models import AuditEntryRecord, AuditHeadRecord
 from flute.governance.schema_0001 import GENESIS_HASH
 
 HEAD_ID: Final[int] = 1
+#: How far from its position `verify` looks for the seq a moved entry was hashed with.
+MOVE_SEARCH: Final[int] = 16
 
 
 def local_actor() -> str:
@@ -209,8 +211,8 @@ def verify(connection: Connection, *, key: bytes | None, anchor: ChainHead | Non
 def _entry_problems(row: Row[Any], previous_hash: str, seq_of_hash: Mapping[str, int], key: bytes | None) -> list[AuditProblem]:
     fields = {"recorded_at": row.recorded_at, "actor": row.actor, "action": row.action, "target": row.target, "details": row.details, "prev_hash": row.prev_hash}
     if entry_hash(seq=row.seq, **fields) != row.hash:
-        original = 1 if row.prev_hash == GENESIS_HASH else seq_of_hash.get(row.prev_hash, -1) + 1
-        if original > 0 and original != row.seq and entry_hash(seq=original, **fields) == row.hash:
+        original = _original_seq(row.seq, row.hash, fields, 1 if row.prev_hash == GENESIS_HASH else seq_of_hash.get(row.prev_hash, -1) + 1)
+        if original is not None:
             return [AuditProblem(row.seq, f"holds the original entry {original} (entries were reordered, or one was inserted or removed before it)")]
         return [AuditProblem(row.seq, "content altered: the stored hash does not match the entry's content")]
     problems = []
@@ -219,6 +221,13 @@ def _entry_problems(row: Row[Any], previous_hash: str, seq_of_hash: Mapping[str,
     if key is not None and not (row.mac and hmac.compare_digest(row.mac, _mac(key, row.hash) or "")):
         problems.append(AuditProblem(row.seq, "HMAC does not verify with this node's audit key (written or re-chained without the key)"))
     return problems
+
+
+def _original_seq(seq: int, digest: str, fields: Mapping[str, str], linked_guess: int) -> int | None:
+    """The seq an entry's content was hashed with, when it is not `seq`: the one after its
+    predecessor's current position, or a nearby one (local reorders, inserts and removals)."""
+    candidates = [linked_guess, *(seq + d for d in range(-MOVE_SEARCH, MOVE_SEARCH + 1) if d)]
+    return next((c for c in candidates if c > 0 and c != seq and entry_hash(seq=c, **fields) == digest), None)
 
 
 def _head_problems(head: Row[Any], last_seq: int, last_hash: str, key: bytes | None) -> list[AuditProblem]:
