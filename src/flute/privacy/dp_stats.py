@@ -314,7 +314,8 @@ def plan_dp_statistics(query: StatisticsQuery, epsilon: float) -> DpStatisticsPl
         raise StatisticsQueryError(f"epsilon must be a finite number > 0, got {epsilon!r}")
     dp = _opendp()
     components = COMPONENTS[query.kind]
-    share = epsilon / (len(query.variables) * len(components))
+    # A hair below the even share, so that float rounding of the sum never exceeds `epsilon`.
+    share = epsilon / (len(query.variables) * len(components)) * (1 - 1e-9)
     measurements, spent = [], 0.0
     for variable in query.variables:
         parts = tuple(_measurement(dp, variable, component, share) for component in components)
