@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
-from fastapi.routing import APIRoute
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
@@ -31,6 +32,7 @@ PUBLIC_PATHS: Final[frozenset[str]] = frozenset(
      "/ui/login", "/fhir/metadata"}
 )
 PUBLIC_PREFIXES: Final[tuple[str, ...]] = ("/static/",)
+PUBLIC_MOUNTS: Final[frozenset[str]] = frozenset({"/static"})
 _GUARD_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
     401: {"description": "Not authenticated (missing, invalid or expired credential, ended session)"},
     403: {"description": "Authenticated, but the role or organisation may not do this"},
@@ -42,35 +44,53 @@ class UnguardedRoute(RuntimeError):
 
 
 def is_public(path: str) -> bool:
-    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+    return path in PUBLIC_PATHS or path in PUBLIC_MOUNTS or path.startswith(PUBLIC_PREFIXES)
 
 
-def route_actions(route: APIRoute) -> list[Action]:
-    """The actions `require` checks for this route (its dependencies, recursively)."""
+@dataclass(frozen=True)
+class ServedRoute:
+    """One route as the app serves it (path with the routers' prefixes) and the actions its
+    dependencies check with `require` (empty: unguarded)."""
+
+    path: str
+    methods: frozenset[str]
+    actions: tuple[Action, ...]
+
+
+def served_routes(app: FastAPI) -> list[ServedRoute]:
+    """Every route of `app`, included routers flattened, with the actions that guard it."""
+    served = []
+    for context in iter_route_contexts(app.routes):
+        path = context.path or ""
+        if isinstance(context.original_route, APIRoute):
+            served.append(ServedRoute(path, frozenset(context.methods or ()), tuple(_actions(context.dependant))))
+        else:
+            served.append(ServedRoute(path, frozenset(getattr(context, "methods", None) or ()), ()))
+    return served
+
+
+def _actions(dependant: Dependant) -> list[Action]:
     found: list[Action] = []
-    pending = list(route.dependant.dependencies)
+    pending = list(dependant.dependencies)
     while pending:
-        dependant = pending.pop()
-        action = required_action(dependant.call)
+        current = pending.pop()
+        action = required_action(current.call)
         if action is not None:
             found.append(action)
-        pending.extend(dependant.dependencies)
+        pending.extend(current.dependencies)
     return found
 
 
 def guard_routes(app: FastAPI) -> None:
-    """Refuse an app with an unguarded route; document 401/403 on every guarded one."""
-    unguarded = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or is_public(route.path):
-            continue
-        if not route_actions(route):
-            unguarded.append(f"{','.join(sorted(route.methods))} {route.path}")
-        for code, response in _GUARD_RESPONSES.items():
-            route.responses.setdefault(code, response)
+    """Refuse an app with a route that is neither public nor guarded by `require` (static
+    mounts and other non-API routes must be public: they cannot depend on `require`)."""
+    unguarded = [
+        f"{','.join(sorted(route.methods)) or 'ANY'} {route.path}"
+        for route in served_routes(app)
+        if not is_public(route.path) and not route.actions
+    ]
     if unguarded:
         raise UnguardedRoute(f"routes without Depends(require(Action...)) and not public: {'; '.join(unguarded)}")
-    app.openapi_schema = None
 
 
 # --- request and response bodies ------------------------------------------------------------
@@ -249,14 +269,14 @@ def build_app(title: str, context: ServiceContext, router_factories: Iterable[Ro
     app = FastAPI(title=title, version="1", docs_url="/docs", redoc_url=None)
     setattr(app.state, AUTHENTICATOR_STATE, context.identity)
     app.state.flute_context = context
-    app.include_router(auth_router())
+    app.include_router(auth_router(), responses=_GUARD_RESPONSES)
 
     @app.get("/health", response_model=HealthResponse, tags=["service"])
     def health() -> HealthResponse:
         return HealthResponse(status="ok", service=title)
 
     for factory in router_factories:
-        app.include_router(factory(context))
+        app.include_router(factory(context), responses=_GUARD_RESPONSES)
     guard_routes(app)
     return app
 
