@@ -13,7 +13,7 @@ serialising it, and searching a list of entries.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Final
@@ -32,15 +32,16 @@ SIZE_BUCKETS: Final[tuple[tuple[int, str], ...]] = (
     (5000, ">=5000"),
 )
 
-#: Share of non-missing values per variable, published as a band: (lower bound inclusive, label).
+#: Share of non-missing values per variable, published as a band: "none" for no value at all,
+#: else the last band whose lower bound (inclusive) the share reaches.
+NO_VALUES: Final[str] = "none"
 AVAILABILITY_BANDS: Final[tuple[tuple[float, str], ...]] = (
-    (0.0, "none"),
-    (1e-12, "<50%"),
+    (0.0, "<50%"),
     (0.5, "50-89%"),
     (0.9, "90-99%"),
     (1.0, "100%"),
 )
-AVAILABILITY_ORDER: Final[tuple[str, ...]] = tuple(label for _, label in AVAILABILITY_BANDS)
+AVAILABILITY_ORDER: Final[tuple[str, ...]] = (NO_VALUES, *(label for _, label in AVAILABILITY_BANDS))
 
 DATASET_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -64,6 +65,8 @@ def availability_band(share: float) -> str:
     """The published band of a variable's non-missing share in [0, 1]."""
     if not 0.0 <= share <= 1.0:
         raise CatalogueError(f"a non-missing share must lie in [0, 1], got {share!r}")
+    if share == 0.0:
+        return NO_VALUES
     label = AVAILABILITY_BANDS[0][1]
     for lower, name in AVAILABILITY_BANDS:
         if share >= lower:
@@ -130,7 +133,7 @@ class DatasetMetadata:
         for item in self.variables:
             if item.name == variable:
                 return item.band
-        return "none"
+        return NO_VALUES
 
     def to_json(self) -> dict[str, Any]:
         d = self.declaration
@@ -284,7 +287,3 @@ def _required_datetime(value: object, where: str) -> datetime:
         raise CatalogueError(f"{where}: missing (an ISO timestamp is required)")
     return found
 
-
-def variables_in(entries: Sequence[DatasetMetadata]) -> tuple[str, ...]:
-    """The study variables that at least one entry offers (for search forms)."""
-    return tuple(name for name in VARIABLE_NAMES if any(entry.band_of(name) != "none" for entry in entries))
