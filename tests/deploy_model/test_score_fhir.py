@@ -117,6 +117,16 @@ def test_values_outside_the_manifest_range_are_refused(artifact_copy: Path, trus
     assert "psa = 5 is above the model's range" in outcome["issue"][0]["diagnostics"]
 
 
+def test_a_value_without_logarithm_is_refused_not_crashed(artifact: Path, trust_dir: Path, tmp_path: Path) -> None:
+    bundle = json.loads(S1.read_text())
+    for entry in bundle["entry"]:
+        if entry["resource"]["id"] == "EXP-S1-Observation-PSA":
+            entry["resource"]["valueQuantity"]["value"] = 0.0  # valid FHIR; still included by the suspicious DRE
+    code, outcome = _cli_score([_write(tmp_path, "psa0.json", bundle)], artifact, trust_dir)
+    assert code == 1 and _rules(outcome) == ["score.range"]
+    assert "psa = 0 has no logarithm" in outcome["issue"][0]["diagnostics"]
+
+
 def test_input_without_a_patient_is_refused(artifact: Path, trust_dir: Path, tmp_path: Path) -> None:
     empty = _write(tmp_path, "empty.json", {"resourceType": "Bundle", "type": "collection", "entry": []})
     code, outcome = _cli_score([empty], artifact, trust_dir)

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
@@ -61,15 +61,6 @@ class ScoringModel:
     manifest: Manifest
     predictor: Predictor
     source: Path | None = None
-    _means: np.ndarray = field(init=False, repr=False)
-    _scales: np.ndarray = field(init=False, repr=False)
-    _imputation: np.ndarray = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        prep = self.manifest.preprocessing
-        object.__setattr__(self, "_means", np.asarray(prep.means, dtype=np.float64))
-        object.__setattr__(self, "_scales", np.asarray(prep.scales, dtype=np.float64))
-        object.__setattr__(self, "_imputation", np.asarray(prep.imputation, dtype=np.float64))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -87,8 +78,8 @@ class ScoringModel:
         if missing.any() and not prep.impute_missing:
             columns = [self.columns[i] for i in np.flatnonzero(missing.any(axis=0))]
             raise MissingFeatures(f"values of {columns} are missing and model {self.manifest.model.model_id} does not allow imputation")
-        imputed = np.where(missing, self._imputation, logged)
-        return (imputed - self._means) / self._scales
+        imputed = np.where(missing, np.asarray(prep.imputation), logged)
+        return (imputed - np.asarray(prep.means)) / np.asarray(prep.scales)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(csPCa) per row of raw features."""
@@ -230,5 +221,3 @@ def _sha256(data: bytes) -> str:
 def _pretty(document: Mapping[str, object]) -> bytes:
     return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8") + b"\n"
 
-
-__all__: Sequence[str] = ("ScoringModel", "MissingFeatures", "package_model", "load_verified")

@@ -8,7 +8,8 @@ Then each patient is checked against the model's manifest before it is scored:
 - `score.ineligible`: the patient does not meet the inclusion criteria (PSA >= 3 ng/mL or a
   suspicious DRE), i.e. is outside the model's intended population;
 - `score.missing`: a variable is missing and the manifest does not allow imputation;
-- `score.range`: a value outside the feature schema's allowed range or codes;
+- `score.range`: a value outside the feature schema's allowed range or codes, or <= 0 where
+  the model takes its logarithm;
 - `score.no-patient`: the input holds no Patient to score.
 Any error (from validation, extraction or these checks) fails the whole request: the caller gets
 every problem at once as an OperationOutcome, never a partial answer that hides a patient.
@@ -86,9 +87,12 @@ def _row_problems(row: StudyRow, model: ScoringModel) -> list[Issue]:
     missing = [name for name in model.columns if row.variables.get(name) is None]
     if missing and not model.manifest.preprocessing.impute_missing:
         problems.append(_issue("score.missing", row, f"{where}: {missing} missing; model {model.manifest.model.model_id} requires every variable (its manifest does not allow imputation); send the records they come from", "required"))
+    log_columns = model.manifest.preprocessing.log_transform
     for feature in model.manifest.features:
         value = row.variables.get(feature.name)
         problem = feature.problem_with(float(value)) if value is not None else None
+        if problem is None and value is not None and feature.name in log_columns and value <= 0:
+            problem = f"{feature.name} = {value:g} has no logarithm, which the model takes"
         if problem is not None:
             problems.append(_issue("score.range", row, f"{where}: {problem}; the model was not built for it, so it is not scored", "value"))
     return problems
