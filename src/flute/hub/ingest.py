@@ -15,18 +15,19 @@ Guarantees:
   consistent store, and the next import finishes the derivation and stores what was missing.
 - Memory is flat in the input size: units stream through in chunks and study rows are derived
   per chunk of patients from the store. (Exception: an entry whose Patient appears later in the
-  same batch waits in memory until the end of the batch; pass Patient files first.)
+  same batch waits in memory until the end of the batch; `Hub.import_paths` therefore reads
+  Bulk Data Patient files first.)
 """
 
 from __future__ import annotations
 
 import hashlib
-from operator import itemgetter
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -37,6 +38,7 @@ from flute.fhir.issues import Issue, Severity
 from flute.fhir.references import subject_id
 from flute.fhir.source import ImportUnit, SourceEntry
 from flute.fhir.validate import check_references, validate_resource
+from flute.hub.derive import derive_stale_rows
 from flute.hub.models import (
     BatchStatus,
     ImportBatch,
@@ -45,7 +47,6 @@ from flute.hub.models import (
     QuarantineRecord,
     StoredResource,
 )
-from flute.hub.derive import derive_stale_rows
 from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore
 
