@@ -50,11 +50,13 @@ def _parse(data: bytes) -> Manifest | None:
         return None
 
 
+@settings(deadline=None)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_never_crash_the_parser(data: bytes) -> None:
     _parse(data)
 
 
+@settings(deadline=None)
 @given(JSON_VALUES)
 def test_arbitrary_json_is_refused_as_not_a_flute_artifact(value: Any) -> None:
     try:
@@ -64,7 +66,7 @@ def test_arbitrary_json_is_refused_as_not_a_flute_artifact(value: Any) -> None:
     raise AssertionError("arbitrary JSON parsed as a manifest")
 
 
-@settings(max_examples=300, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), replacement=JSON_VALUES)
 def test_mutating_any_field_of_a_real_manifest_gives_a_manifest_or_a_reason(artifact: Path, data: st.DataObject, replacement: Any) -> None:
     document = json.loads((artifact / "manifest.json").read_text())
@@ -77,7 +79,7 @@ def test_mutating_any_field_of_a_real_manifest_gives_a_manifest_or_a_reason(arti
         assert "weights.safetensors" in parsed.files
 
 
-@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_dropping_any_required_field_names_it(artifact: Path, data: st.DataObject) -> None:
     document = json.loads((artifact / "manifest.json").read_text())
