@@ -1,6 +1,8 @@
 """Validation of emitted resources with fhir.resources' FHIR R4B models, in a separate Python
 process: under pytest the repository's `tests/fhir` package shadows the `fhir` namespace that
-fhir.resources lives in, so it cannot be imported in the test process itself."""
+fhir.resources lives in, so it cannot be imported in the test process itself. fhir.resources
+checks structure, cardinality and datatypes (nested resources too), not code bindings: the tests
+assert the codes themselves."""
 
 from __future__ import annotations
 
