@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from flute.cohort.variables import VARIABLE_NAMES
-from flute.privacy.dp_stats import StatisticsQuery, exact_statistics
+from flute.engine.stats_variables import statistics_query
+from flute.privacy.dp_stats import exact_statistics
 from flute.privacy.he import KeyHolder, add_encrypted, check_precision, encrypt
 
 HUB_COUNTS = (3, 10)
@@ -32,7 +33,7 @@ ROWS_PER_HUB = 2000
 def hub_vectors(hubs: int, seed: int = 0) -> list[np.ndarray]:
     """One statistics vector per simulated hub: variance sums then histograms of all 7 variables."""
     rng = np.random.default_rng(seed)
-    queries = [StatisticsQuery.of(list(VARIABLE_NAMES), kind) for kind in ("variance", "histogram")]
+    queries = [statistics_query(list(VARIABLE_NAMES), kind) for kind in ("variance", "histogram")]
     vectors = []
     for _ in range(hubs):
         columns = {

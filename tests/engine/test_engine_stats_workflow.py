@@ -22,7 +22,8 @@ from flute.hub.disclosure import DisclosurePolicy, load_policy, save_policy
 from flute.hub.ledger import BudgetExceeded, PrivacyLedger
 from flute.hub.node import init_hub, open_hub
 from flute.privacy import dp_stats
-from flute.privacy.dp_stats import StatisticsQuery, estimates, exact_statistics, plan_dp_statistics
+from flute.engine.stats_variables import statistics_query
+from flute.privacy.dp_stats import estimates, exact_statistics, plan_dp_statistics
 
 VARIABLES = ("psa", "pirads", "ageAtBiopsy")
 RNG = np.random.default_rng(11)
@@ -51,7 +52,7 @@ def memory_hubs() -> list[HubBinding]:
 @pytest.mark.parametrize("kind", ["variance", "histogram", "quantiles"])
 def test_pooled_statistics_equal_the_centralised_ones(memory_hubs: list[HubBinding], pet: str, kind: str) -> None:
     result = run_statistics_embedded(StatisticsRequest("s", VARIABLES, kind, pet), memory_hubs)  # type: ignore[arg-type]
-    central = estimates(exact_statistics(StatisticsQuery.of(list(VARIABLES), kind), _pooled_columns(memory_hubs)))
+    central = estimates(exact_statistics(statistics_query(list(VARIABLES), kind), _pooled_columns(memory_hubs)))
     assert [h.hub for h in result.hubs] == ["a", "b", "c"] and not result.failures
     for pooled, truth in zip(result.pooled, central):
         assert pooled.n == truth.n
@@ -61,7 +62,7 @@ def test_pooled_statistics_equal_the_centralised_ones(memory_hubs: list[HubBindi
     if pet == "he":
         assert all(not hub.estimates for hub in result.hubs)  # nobody sees a hub's own sums
     elif kind == "histogram":  # exact cells below 10 at some hub are withheld there, so unknown when pooled
-        query = StatisticsQuery.of(list(VARIABLES), kind)
+        query = statistics_query(list(VARIABLES), kind)
         per_hub = [estimates(exact_statistics(query, {n: hub.source.table.features[:, i] for i, n in enumerate(VARIABLES)})) for hub in memory_hubs]  # type: ignore[union-attr]
         for index, (pooled, truth) in enumerate(zip(result.pooled, central)):
             small = [any(hub[index].histogram[b][1] < 10 for hub in per_hub) for b in range(len(truth.histogram))]  # type: ignore[operator]

@@ -11,17 +11,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flute.engine.stats_variables import statistics_query, variable_query
 from flute.privacy.dp_stats import (
     COMPONENTS,
     QUANTILE_GRID_BINS,
-    StatisticsQuery,
     StatisticsQueryError,
     StatisticsVector,
     estimates,
     exact_statistics,
     plan_dp_statistics,
     suppress_small_cells,
-    variable_query,
 )
 
 RNG = np.random.default_rng(20261122)
@@ -40,7 +39,7 @@ def _clipped(name: str) -> np.ndarray:
 
 
 def test_exact_statistics_match_numpy() -> None:
-    query = StatisticsQuery.of(["psa", "ageAtBiopsy"], "variance")
+    query = statistics_query(["psa", "ageAtBiopsy"], "variance")
     psa, age = estimates(exact_statistics(query, COLUMNS))
     assert psa.n == _clipped("psa").size
     assert psa.mean == pytest.approx(_clipped("psa").mean(), rel=1e-12)
@@ -49,10 +48,10 @@ def test_exact_statistics_match_numpy() -> None:
 
 
 def test_exact_histogram_and_quantiles() -> None:
-    (pirads,) = estimates(exact_statistics(StatisticsQuery.of(["pirads"], "histogram"), COLUMNS))
+    (pirads,) = estimates(exact_statistics(statistics_query(["pirads"], "histogram"), COLUMNS))
     assert [label for label, _ in pirads.histogram] == ["1", "2", "3", "4", "5"]
     assert [count for _, count in pirads.histogram] == [float(np.sum(COLUMNS["pirads"] == code)) for code in range(1, 6)]
-    (psa,) = estimates(exact_statistics(StatisticsQuery.of(["psa"], "quantiles"), COLUMNS))
+    (psa,) = estimates(exact_statistics(statistics_query(["psa"], "quantiles"), COLUMNS))
     width = (variable_query("psa").upper - variable_query("psa").lower) / QUANTILE_GRID_BINS
     for level, value in psa.quantiles:  # grid interpolation is exact to one grid cell
         assert abs(value - np.quantile(_clipped("psa"), level)) <= width
@@ -60,7 +59,7 @@ def test_exact_histogram_and_quantiles() -> None:
 
 @pytest.mark.parametrize("kind", ["count", "mean", "variance", "histogram", "quantiles"])
 def test_plan_cost_is_openDP_pure_dp_within_the_target(kind: str) -> None:
-    plan = plan_dp_statistics(StatisticsQuery.of(["psa", "pirads", "ageAtBiopsy"], kind), 0.9)
+    plan = plan_dp_statistics(statistics_query(["psa", "pirads", "ageAtBiopsy"], kind), 0.9)
     assert 0.9 * (1 - 1e-6) <= plan.cost.epsilon <= 0.9
     assert plan.cost.delta == 0.0 and plan.cost.unit == "record" and plan.cost.mechanism == "opendp-laplace"
     assert plan.cost.details["epsilon_per_component"] == pytest.approx(0.9 / (3 * len(COMPONENTS[kind])), rel=1e-8)
@@ -68,7 +67,7 @@ def test_plan_cost_is_openDP_pure_dp_within_the_target(kind: str) -> None:
 
 def test_dp_count_error_has_the_discrete_laplace_spread() -> None:
     """n of one variable at epsilon 0.5: discrete Laplace with scale 2, std ~ sqrt(2) * 2."""
-    plan = plan_dp_statistics(StatisticsQuery.of(["pirads"], "count"), 0.5)
+    plan = plan_dp_statistics(statistics_query(["pirads"], "count"), 0.5)
     errors = np.array([plan.release(COLUMNS).values[0] - N for _ in range(400)])
     assert np.all(errors == np.round(errors))  # integer noise: no floating-point leak
     assert abs(errors.mean()) < 4 * 2.83 / math.sqrt(400)
@@ -76,7 +75,7 @@ def test_dp_count_error_has_the_discrete_laplace_spread() -> None:
 
 
 def test_dp_mean_and_variance_are_close_to_the_truth() -> None:
-    plan = plan_dp_statistics(StatisticsQuery.of(["ageAtBiopsy"], "variance"), 3.0)
+    plan = plan_dp_statistics(statistics_query(["ageAtBiopsy"], "variance"), 3.0)
     truth = _clipped("ageAtBiopsy")
     means, variances = [], []
     for _ in range(50):
@@ -89,28 +88,28 @@ def test_dp_mean_and_variance_are_close_to_the_truth() -> None:
 
 
 def test_dp_histogram_and_quantiles_are_close_to_the_truth() -> None:
-    (pirads,) = estimates(plan_dp_statistics(StatisticsQuery.of(["pirads"], "histogram"), 1.0).release(COLUMNS))
+    (pirads,) = estimates(plan_dp_statistics(statistics_query(["pirads"], "histogram"), 1.0).release(COLUMNS))
     for (_, count), code in zip(pirads.histogram, range(1, 6)):
         assert abs(count - np.sum(COLUMNS["pirads"] == code)) < 20  # scale 1: P(|noise| >= 20) ~ 4e-9
-    (psa,) = estimates(plan_dp_statistics(StatisticsQuery.of(["psa"], "quantiles"), 1.0).release(COLUMNS))
+    (psa,) = estimates(plan_dp_statistics(statistics_query(["psa"], "quantiles"), 1.0).release(COLUMNS))
     for level, value in psa.quantiles:
         assert abs(value - np.quantile(_clipped("psa"), level)) < 1.5
 
 
 def test_small_cells_are_zeroed_and_flagged_with_the_sums_of_their_variable() -> None:
     columns = {"psa": np.array([1.0, 2.0, 3.0, np.nan]), "pirads": np.array([3.0] * 12 + [5.0])}
-    query = StatisticsQuery.of(["psa", "pirads"], "variance")
+    query = statistics_query(["psa", "pirads"], "variance")
     vector = suppress_small_cells(exact_statistics(query, columns), 10)
     psa, pirads = estimates(vector)
     assert psa.n is None and psa.mean is None and set(psa.suppressed) == {"n", "sum", "sumsq"}
     assert np.all(vector.values[:3] == 0.0)  # never sent raw
     assert pirads.n == 13 and not pirads.suppressed
-    (histogram,) = estimates(suppress_small_cells(exact_statistics(StatisticsQuery.of(["pirads"], "histogram"), columns), 10))
+    (histogram,) = estimates(suppress_small_cells(exact_statistics(statistics_query(["pirads"], "histogram"), columns), 10))
     assert dict(histogram.histogram) == {"1": None, "2": None, "3": 12.0, "4": None, "5": None}
 
 
 def test_dp_small_cells_keep_their_noisy_values_but_are_flagged() -> None:
-    query = StatisticsQuery.of(["pirads"], "histogram")
+    query = statistics_query(["pirads"], "histogram")
     noisy = StatisticsVector(query, np.array([3.4, -1.0, 50.0, 9.0, 12.0]), np.zeros(5, dtype=bool))
     flagged = suppress_small_cells(noisy, 10, withhold=False)
     assert np.array_equal(flagged.values, noisy.values)
@@ -120,13 +119,13 @@ def test_dp_small_cells_keep_their_noisy_values_but_are_flagged() -> None:
 
 def test_bad_queries_are_refused_with_the_choices() -> None:
     with pytest.raises(StatisticsQueryError, match="unknown study variable 'weight'"):
-        StatisticsQuery.of(["weight"], "mean")
+        statistics_query(["weight"], "mean")
     with pytest.raises(StatisticsQueryError, match="unknown statistic 'median'"):
-        StatisticsQuery.of(["psa"], "median")
+        statistics_query(["psa"], "median")
     with pytest.raises(StatisticsQueryError, match="epsilon must be"):
-        plan_dp_statistics(StatisticsQuery.of(["psa"], "mean"), 0.0)
+        plan_dp_statistics(statistics_query(["psa"], "mean"), 0.0)
     with pytest.raises(StatisticsQueryError, match="lacks variable"):
-        exact_statistics(StatisticsQuery.of(["dre"], "count"), COLUMNS)
+        exact_statistics(statistics_query(["dre"], "count"), COLUMNS)
 
 
 @settings(max_examples=40, deadline=None)
@@ -136,7 +135,7 @@ def test_bad_queries_are_refused_with_the_choices() -> None:
 )
 def test_sums_of_hubs_equal_the_sums_of_the_pooled_rows(parts: list[list[float]], kind: str) -> None:
     """Additivity, the property every pooled path (plain, DP, HE) rests on."""
-    query = StatisticsQuery.of(["psa"], kind)
+    query = statistics_query(["psa"], kind)
     total = exact_statistics(query, {"psa": np.array(parts[0])})
     for part in parts[1:]:
         total = total + exact_statistics(query, {"psa": np.array(part)})

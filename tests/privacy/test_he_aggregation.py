@@ -9,7 +9,8 @@ import pytest
 import tenseal as ts
 
 from flute.engine.stats_workflow import aggregate_encrypted
-from flute.privacy.dp_stats import StatisticsQuery, exact_statistics
+from flute.engine.stats_variables import statistics_query
+from flute.privacy.dp_stats import exact_statistics
 from flute.privacy.he import RELATIVE_PRECISION, HeError, HeParameters, KeyHolder, add_encrypted, check_precision, encrypt, load_public_context
 
 RNG = np.random.default_rng(7)
@@ -31,7 +32,7 @@ def _hub_columns(n: int) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("kind", ["variance", "histogram", "quantiles"])
 def test_encrypted_sum_of_three_hubs_equals_the_plaintext_sum(key_holder: KeyHolder, kind: str) -> None:
-    query = StatisticsQuery.of(["psa", "ageAtBiopsy", "prostateVolume", "pirads"], kind)
+    query = statistics_query(["psa", "ageAtBiopsy", "prostateVolume", "pirads"], kind)
     hubs = [exact_statistics(query, _hub_columns(n)).values for n in (400, 1500, 9000)]
     public = key_holder.public_context()
     total = aggregate_encrypted(public, [encrypt(public, values) for values in hubs])

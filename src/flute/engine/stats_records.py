@@ -27,6 +27,7 @@ import numpy as np
 from flute.engine.flower import ArrayRecord, Array, ConfigRecord, RecordDict
 from flute.engine.records import HUB, RecordFormatError, _array_record, _config_record, _float, _int, _scalar
 from flute.privacy.dp.cost import DpCost
+from flute.engine.stats_variables import statistics_query
 from flute.privacy.dp_stats import STATISTIC_KINDS, StatisticKind, StatisticsQuery, StatisticsQueryError
 
 STATISTICS_MESSAGE: Final = "query.statistics"
@@ -73,7 +74,7 @@ class StatisticsRequest:
         self.query()  # unknown variables are refused here, with the known ones
 
     def query(self) -> StatisticsQuery:
-        return StatisticsQuery.of(list(self.variables), self.kind)
+        return statistics_query(list(self.variables), self.kind)
 
     def to_json(self) -> str:
         return json.dumps({**self.__dict__, "variables": list(self.variables)}, sort_keys=True)

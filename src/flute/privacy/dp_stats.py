@@ -2,7 +2,7 @@
 (F-PIL-16/18, NF-PIL-5, F-PIL-11).
 
 A `StatisticsQuery` names variables (each with data-independent clipping bounds and histogram
-bins, `variable_query`) and one kind of statistic. A hub's answer is a flat vector of additive
+bins; the study variables' defaults are in `flute.engine.stats_variables`) and one kind of statistic. A hub's answer is a flat vector of additive
 SUMS (`StatisticsVector`): per variable the observed count n, the sum and the sum of squares of
 values centred on the midpoint of their bounds, histogram counts, or counts on a fine grid for
 quantiles. Sums from several hubs add up, so the pooled statistics of the hubs are computed from
@@ -40,7 +40,6 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from flute.cohort.variables import VARIABLES_BY_NAME, VariableKind
 from flute.privacy.dp.cost import DpCost
 
 StatisticKind = Literal["count", "mean", "variance", "histogram", "quantiles"]
@@ -58,20 +57,6 @@ COMPONENTS: Mapping[str, tuple[Component, ...]] = {
 #: Quantiles come from counts on a fine grid of this many equal bins between the bounds.
 QUANTILE_GRID_BINS = 100
 QUANTILE_LEVELS: tuple[float, ...] = (0.25, 0.5, 0.75)
-
-# Clipping bounds for statistics (data-independent, clinically plausible; values outside are
-# clamped) and histogram edges for the continuous variables. Coded variables get one bin per code.
-_BOUNDS: Mapping[str, tuple[float, float]] = {
-    "ageAtBiopsy": (40.0, 90.0),
-    "psa": (0.0, 100.0),
-    "prostateVolume": (10.0, 250.0),
-}
-_EDGES: Mapping[str, tuple[float, ...]] = {
-    "ageAtBiopsy": (50.0, 60.0, 70.0, 80.0),
-    "psa": (4.0, 10.0, 20.0),
-    "prostateVolume": (30.0, 50.0, 80.0),
-}
-
 
 class StatisticsQueryError(ValueError):
     """A statistics query that cannot be answered as asked; the message says how to fix it."""
@@ -108,21 +93,6 @@ class VariableQuery:
         return np.linspace(self.lower, self.upper, QUANTILE_GRID_BINS + 1)
 
 
-def variable_query(name: str) -> VariableQuery:
-    """The default query of a study variable: coded variables have one bin per code."""
-    spec = VARIABLES_BY_NAME.get(name)
-    if spec is None:
-        raise StatisticsQueryError(f"unknown study variable {name!r}; choose from {sorted(VARIABLES_BY_NAME)}")
-    if spec.kind in (VariableKind.BINARY, VariableKind.CATEGORY):
-        codes = spec.codes
-        edges = tuple((a + b) / 2 for a, b in zip(codes, codes[1:]))
-        return VariableQuery(name, float(codes[0]), float(codes[-1]), edges, tuple(str(code) for code in codes))
-    lower, upper = _BOUNDS[name]
-    edges = _EDGES[name]
-    labels = (f"<{edges[0]:g}", *(f"{a:g}-{b:g}" for a, b in zip(edges, edges[1:])), f">={edges[-1]:g}")
-    return VariableQuery(name, lower, upper, edges, labels)
-
-
 @dataclass(frozen=True)
 class StatisticsQuery:
     """Which variables, which statistic."""
@@ -136,10 +106,6 @@ class StatisticsQuery:
         names = [v.name for v in self.variables]
         if not names or len(set(names)) != len(names):
             raise StatisticsQueryError(f"name each variable once (got {names})")
-
-    @classmethod
-    def of(cls, names: tuple[str, ...] | list[str], kind: str) -> StatisticsQuery:
-        return cls(tuple(variable_query(name) for name in names), kind)  # type: ignore[arg-type]
 
     def layout(self) -> list[tuple[str, Component, slice]]:
         """Where each (variable, component) lies in the flat statistics vector."""
