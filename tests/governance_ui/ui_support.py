@@ -8,10 +8,12 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -116,7 +118,7 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def live_server() -> Iterator[callable]:  # type: ignore[valid-type]
+def live_server() -> Iterator[Callable[[FastAPI], str]]:
     """Start apps under uvicorn on loopback; yields start(app) -> base URL; stops them after."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
@@ -141,3 +143,42 @@ def live_server() -> Iterator[callable]:  # type: ignore[valid-type]
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = (
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync",
+)
+
+
+@contextmanager
+def chromium_page(user_data_dir: Path) -> Iterator[Any]:
+    """A page of a real headless Chromium (Debian's, driven by Playwright over CDP) with a fresh
+    profile in `user_data_dir`."""
+    from playwright.sync_api import sync_playwright
+
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} missing: run scripts/ensure-test-services.sh (installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(user_data_dir), executable_path=str(CHROMIUM), headless=True, args=list(CHROMIUM_FLAGS),
+            viewport={"width": 1280, "height": 900},
+        )
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+def sign_in(page: Any, base: str, world: HubWorld) -> None:
+    """Sign in as the data owner through the login form (password + current TOTP code)."""
+    import pyotp
+
+    page.goto(f"{base}/ui/")
+    page.wait_for_url(f"{base}/ui/login")
+    page.fill("input[name=username]", OWNER)
+    page.fill("input[name=password]", OWNER_PASSWORD)
+    page.fill("input[name=totp]", pyotp.TOTP(world.owner_totp_secret).now())
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{base}/ui/")
