@@ -76,7 +76,7 @@ def serve_embedded(
     if len(set(names)) != len(names):
         raise ValueError(f"hub names must be distinct, got {names}")
     run_config = dict(run_config)
-    with_pets = StudySpec.from_json(run_config[SPEC_KEY], source="run config").pets.mode != "none"
+    with_pets = SPEC_KEY in run_config and StudySpec.from_json(run_config[SPEC_KEY], source="run config").pets.mode != "none"
     memory_keys = {hub.name: Ed25519PrivateKey.generate() for hub in hubs if hub.source is not None and with_pets}
     if with_pets:
         run_config[ENROLMENT_KEY] = enrolment_json({hub.name: _public_key(hub, memory_keys) for hub in hubs})
