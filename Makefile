@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test venv clean
+.PHONY: demo test venv clean screenshots
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -21,5 +21,8 @@ demo: $(STAMP)
 test: $(STAMP)
 	bash scripts/test.sh
 
+screenshots: $(STAMP)
+	$(PY) scripts/ui_screenshots.py screenshots
+
 clean:
-	rm -rf $(VENV) demo-output .pytest_cache
+	rm -rf $(VENV) demo-output .pytest_cache screenshots
