@@ -45,6 +45,7 @@ class Action(str, Enum):
     ACCESS_REQUEST = "access.request"
     ACCESS_READ = "access.read"
     ACCESS_DECIDE = "access.decide"
+    ACCESS_RELAY = "access.relay"  # a hub's service account reports its owner's decision to the coordinator
     CONSENT_READ = "consent.read"
     CONSENT_MANAGE = "consent.manage"
     STUDY_SUBMIT = "study.submit"
@@ -99,6 +100,7 @@ POLICY: Final[Mapping[Role, Mapping[Action, Scope]]] = {
         Action.CATALOGUE_PUBLISH: _OWN,
         Action.ACCESS_READ: _OWN,
         Action.ACCESS_DECIDE: _OWN,
+        Action.ACCESS_RELAY: _OWN,
         Action.CONSENT_READ: _OWN,
         Action.CONSENT_MANAGE: _OWN,
         Action.BUDGET_READ: _OWN,
@@ -117,6 +119,7 @@ POLICY: Final[Mapping[Role, Mapping[Action, Scope]]] = {
         Action.CATALOGUE_READ: _ANY,
         Action.CATALOGUE_PUBLISH: _OWN,
         Action.ACCESS_READ: _OWN,
+        Action.ACCESS_RELAY: _OWN,
         Action.CONSENT_READ: _OWN,
         Action.CONSENT_MANAGE: _OWN,
         Action.BUDGET_READ: _OWN,
