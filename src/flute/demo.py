@@ -88,3 +88,26 @@ def prepare_hubs(out: Path, *, seed: int = 0, on_step: Callable[[str], None] = l
     spec_path = out / "study.json"
     spec.save(spec_path)
     return DemoHubs(fhir_dir=fhir_dir, spec_path=spec_path, hubs=tuple(outcomes))
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """The packaged best model of the demo study and the publisher key that signed it."""
+
+    artifact: Path
+    public_key: Path
+
+
+def package_demo_model(out: Path) -> DemoModel:
+    """Sign and package the demo study's final model as `out/model` (F-PIL-24), with a fresh
+    publisher key pair in `out/publisher` - the artifact a validation site verifies and scores with."""
+    from flute.deploy.keys import generate_key_pair, load_signing_key
+    from flute.deploy.study import package_study_result
+    from flute.engine.apps import RESULT_FILE
+    from flute.engine.flower import record_from_bytes
+    from flute.engine.result import StudyResult
+
+    study = StudyResult.from_record(record_from_bytes((out / RESULT_FILE).read_bytes()))
+    keys = generate_key_pair(out / "publisher")
+    artifact = package_study_result(study, study.spec, out / "model", load_signing_key(keys.private_key))
+    return DemoModel(artifact=artifact, public_key=keys.public_key)

@@ -63,3 +63,27 @@ def test_demo_refuses_to_overwrite_earlier_hubs(demo_run: tuple[subprocess.Compl
     again = subprocess.run([str(FLUTE), "demo", "--out", str(out)], capture_output=True, text=True, timeout=120)
     assert again.returncode == 2
     assert "already holds hubs" in again.stderr
+
+
+@pytest.mark.slow
+def test_demo_writes_a_signed_model_that_verifies_and_scores(demo_run: tuple[subprocess.CompletedProcess[str], Path]) -> None:
+    """DIR/model is the packaged final model: it verifies against the demo's publisher key and
+    scores the IG's included example patient as a FHIR RiskAssessment."""
+    run, out = demo_run
+    assert run.returncode == 0, run.stderr[-3000:]
+    trust = out / "publisher" / "publisher.pub"
+    verify = subprocess.run([str(FLUTE), "model", "verify", str(out / "model"), "--trust", str(trust)], capture_output=True, text=True, timeout=120)
+    assert verify.returncode == 0, verify.stdout + verify.stderr
+    example = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "flute-ig-examples" / "EXP-S1-IncludedPatient.json"
+    if not example.exists():
+        pytest.skip(f"IG example not found at {example}")
+    score = subprocess.run(
+        [str(FLUTE), "score", "run", "--model", str(out / "model"), "--trust", str(trust), str(example)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert score.returncode == 0, score.stdout + score.stderr
+    bundle = json.loads(score.stdout)
+    assessments = [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "RiskAssessment"]
+    assert len(assessments) == 1
+    probability = assessments[0]["prediction"][0]["probabilityDecimal"]
+    assert 0.0 < probability < 1.0

@@ -18,12 +18,13 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the cohort simulator.")] = 0,
 ) -> None:
     """Run the main job end to end: three simulated pilot hospitals, each with its own hub store,
-    a federated csPCa study across them, and its validation report (DIR/report.html)."""
+    a federated csPCa study across them, its validation report (DIR/report.html) and the signed
+    model artifact (DIR/model)."""
     from rich.console import Console
     from rich.table import Table
 
     from flute.cli import study_cmd
-    from flute.demo import prepare_hubs
+    from flute.demo import package_demo_model, prepare_hubs
 
     console = Console()
     started = time.perf_counter()
@@ -50,4 +51,6 @@ def demo(
     console.print(f"study spec: {prepared.spec_path}")
 
     study_cmd.run(prepared.spec_path, [hub.home for hub in prepared.hubs], out=out, checkpoint=None)
+    model = package_demo_model(out)
+    console.print(f"signed model artifact: {model.artifact} (check it: flute model verify {model.artifact} --trust {model.public_key})")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; report: {out / 'report.html'}")
