@@ -221,6 +221,12 @@ class DpOptions(_Strict):
         return bounds
 
 
+StatisticsPet = Literal["none", "dp", "he"]
+"""PET of a study's descriptive statistics (`flute stats run`, `flute.engine.stats_workflow`): 'dp'
+OpenDP releases charged to each hub's ledger, 'he' CKKS aggregation (only pooled sums are
+decrypted), 'none' exact sums with small-cell suppression."""
+
+
 class PetOptions(_Strict):
     """Privacy-enhancing technologies applied to this study's exchanges (F-SRS-4, F-SRS-10).
 
@@ -232,6 +238,7 @@ class PetOptions(_Strict):
     mode: Literal["none", "secagg", "secagg_dp"] = "none"
     secagg: SecAggOptions | None = None
     dp: DpOptions | None = None
+    statistics: StatisticsPet = "dp"
 
     @model_validator(mode="after")
     def _options_match_mode(self) -> PetOptions:
