@@ -14,6 +14,8 @@ from typer.testing import CliRunner, Result
 from flute.cli.main import app
 from flute.hub.node import open_hub
 
+from .engine_inputs import make_spec
+
 RUNNER = CliRunner()
 
 
@@ -81,3 +83,13 @@ def test_bad_requests_exit_2_with_the_reason(homes: list[Path]) -> None:
     assert result.exit_code == 2 and "pet 'dp' needs an epsilon" in result.output
     result = RUNNER.invoke(app, ["stats", "run", *_hub_args(homes), "--study", "cli-study", "--variables", "weight", "--pet", "none"])
     assert result.exit_code == 2 and "unknown study variable 'weight'" in result.output
+
+
+def test_the_study_spec_chooses_the_statistics_pet(homes: list[Path], tmp_path: Path) -> None:
+    spec = make_spec(study_id="cli-study", cohort={"variables": ["psa", "pirads"]}, preprocessing={"log_transform": ["psa"]}, pets={"statistics": "he"})
+    spec.save(tmp_path / "study.json")
+    result = json.loads(_ok(["stats", "run", *_hub_args(homes), "--spec", str(tmp_path / "study.json"), "--kind", "count", "--json"]).output)
+    assert result["request"]["pet"] == "he" and result["request"]["study"] == "cli-study"
+    assert [estimate["variable"] for estimate in result["pooled"]] == ["psa", "pirads"]
+    refused = RUNNER.invoke(app, ["stats", "run", *_hub_args(homes), "--spec", str(tmp_path / "study.json"), "--pet", "none"])
+    assert refused.exit_code == 2 and "contradicts the spec's pets.statistics 'he'" in refused.output

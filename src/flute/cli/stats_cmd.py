@@ -23,27 +23,29 @@ app = typer.Typer(help="Descriptive statistics across hubs: counts, means, varia
 @app.command("run")
 def run(
     hub: Annotated[list[Path], typer.Option("--hub", help="A hub home (repeat for each hub).")],
-    study: Annotated[str, typer.Option("--study", help="The study whose privacy budget pays (at each hub: study x the hub's name as dataset).")],
-    variables: Annotated[str, typer.Option("--variables", help="Comma-separated study variables, e.g. psa,pirads.")],
+    spec: Annotated[Path | None, typer.Option("--spec", help="A study spec: its study id, cohort variables and pets.statistics are the defaults.")] = None,
+    study: Annotated[str | None, typer.Option("--study", help="The study whose privacy budget pays (at each hub: study x the hub's name as dataset).")] = None,
+    variables: Annotated[str | None, typer.Option("--variables", help="Comma-separated study variables, e.g. psa,pirads.")] = None,
     kind: Annotated[str, typer.Option("--kind", help="count | mean | variance | histogram | quantiles.")] = "mean",
-    pet: Annotated[str, typer.Option("--pet", help="none | dp | he.")] = "dp",
+    pet: Annotated[str | None, typer.Option("--pet", help="none | dp | he (default: the spec's pets.statistics, else dp).")] = None,
     epsilon: Annotated[float | None, typer.Option("--epsilon", help="Epsilon each hub spends (pet dp only).")] = None,
     min_hubs: Annotated[int, typer.Option("--min-hubs", min=1, help="Fewest hubs that must answer.")] = 1,
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
 ) -> None:
     """Run one statistics query over hub homes in embedded mode; print per-hub and pooled results."""
     from flute.engine.embedded import HubBinding
+    from flute.engine.spec import SpecError
     from flute.engine.stats_records import StatisticsRequest
     from flute.engine.stats_workflow import StatisticsFailed, run_statistics_embedded
     from flute.hub.home import HubHomeError, load_config
     from flute.privacy.dp_stats import StatisticsQueryError
 
-    names = tuple(name.strip() for name in variables.split(",") if name.strip())
     try:
+        study, names, pet = _choices(spec, study, variables, pet)
         request = StatisticsRequest(study, names, kind, pet, epsilon, min_hubs=min_hubs)  # type: ignore[arg-type]
         bindings = [HubBinding(load_config(home).name, home=home) for home in hub]
         result = run_statistics_embedded(request, bindings)
-    except (StatisticsQueryError, HubHomeError) as exc:
+    except (StatisticsQueryError, HubHomeError, SpecError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     except StatisticsFailed as exc:
@@ -53,6 +55,25 @@ def run(
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
     _print(result)
+
+
+def _choices(spec_path: Path | None, study: str | None, variables: str | None, pet: str | None) -> tuple[str, tuple[str, ...], str]:
+    """Study, variables and PET from the options, defaulting to the study spec's (F-SRS-4: the
+    study chooses its statistics PET); an option that contradicts the spec is refused."""
+    from flute.engine.spec import StudySpec
+    from flute.privacy.dp_stats import StatisticsQueryError
+
+    names = tuple(name.strip() for name in variables.split(",") if name.strip()) if variables else None
+    if spec_path is None:
+        if study is None or names is None:
+            raise StatisticsQueryError("pass --study and --variables, or --spec with a study spec")
+        return study, names, pet or "dp"
+    spec = StudySpec.load(spec_path)
+    if study is not None and study != spec.study_id:
+        raise StatisticsQueryError(f"--study {study!r} contradicts the spec's study_id {spec.study_id!r}; leave one out")
+    if pet is not None and pet != spec.pets.statistics:
+        raise StatisticsQueryError(f"--pet {pet!r} contradicts the spec's pets.statistics {spec.pets.statistics!r}; the study chose it")
+    return spec.study_id, names or spec.cohort.variables, spec.pets.statistics
 
 
 def _print(result: StatisticsResult) -> None:

@@ -20,20 +20,20 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from typing import Final, get_args
 
 import numpy as np
 
-from flute.engine.flower import ArrayRecord, Array, ConfigRecord, RecordDict
+from flute.engine.flower import Array, ArrayRecord, ConfigRecord, RecordDict
 from flute.engine.records import HUB, RecordFormatError, _array_record, _config_record, _float, _int, _scalar
-from flute.privacy.dp.cost import DpCost
+from flute.engine.spec import StatisticsPet
 from flute.engine.stats_variables import statistics_query
+from flute.privacy.dp.cost import DpCost
 from flute.privacy.dp_stats import STATISTIC_KINDS, StatisticKind, StatisticsQuery, StatisticsQueryError
 
 STATISTICS_MESSAGE: Final = "query.statistics"
 REQUEST_KEY: Final = "statistics-request"
 
-StatisticsPet = Literal["none", "dp", "he"]
 STATISTICS_PETS: tuple[str, ...] = get_args(StatisticsPet)
 
 HE_CONTEXT: Final = "flute.he-context"
