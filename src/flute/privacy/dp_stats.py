@@ -2,8 +2,8 @@
 (F-PIL-16/18, NF-PIL-5, F-PIL-11).
 
 A `StatisticsQuery` names variables (each with data-independent clipping bounds and histogram
-bins; the study variables' defaults are in `flute.engine.stats_variables`) and one kind of statistic. A hub's answer is a flat vector of additive
-SUMS (`StatisticsVector`): per variable the observed count n, the sum and the sum of squares of
+bins; the study variables' defaults are in `flute.engine.stats_variables`) and one kind of
+statistic. A hub's answer is a flat vector of additive SUMS (`StatisticsVector`): per variable the observed count n, the sum and the sum of squares of
 values centred on the midpoint of their bounds, histogram counts, or counts on a fine grid for
 quantiles. Sums from several hubs add up, so the pooled statistics of the hubs are computed from
 the vector sum - in the clear, from DP releases, or under homomorphic encryption (`flute.privacy.he`)
@@ -57,6 +57,7 @@ COMPONENTS: Mapping[str, tuple[Component, ...]] = {
 #: Quantiles come from counts on a fine grid of this many equal bins between the bounds.
 QUANTILE_GRID_BINS = 100
 QUANTILE_LEVELS: tuple[float, ...] = (0.25, 0.5, 0.75)
+
 
 class StatisticsQueryError(ValueError):
     """A statistics query that cannot be answered as asked; the message says how to fix it."""
@@ -127,7 +128,6 @@ class StatisticsQuery:
         for _, component, where in self.layout():
             mask[where] = component in ("n", "bins", "grid")
         return mask
-
 
 
 def _length(variable: VariableQuery, component: Component) -> int:
