@@ -141,7 +141,7 @@ def _length(variable: VariableQuery, component: Component) -> int:
 @dataclass(frozen=True)
 class StatisticsVector:
     """A hub's (or the pooled) additive statistics, laid out by its query; `suppressed` flags
-    entries withheld by a small-cell policy (their value is 0)."""
+    entries withheld by a small-cell policy (zeroed, unless a DP release kept its noisy value)."""
 
     query: StatisticsQuery
     values: np.ndarray
