@@ -11,7 +11,7 @@ Routes:
   POST /policies/{kind}/{version}/accept               record acceptance (account.self)
   POST /access-requests                                file a request (access.request)
   GET  /access-requests                                the caller's own requests, or (data owners) their hub's
-  POST /access-requests/{request_id}/decision          a hub returns its owner's decision (access.decide, own hub)
+  POST /access-requests/{request_id}/decision          a hub reports its owner's decision (access.relay, own hub)
 """
 
 from __future__ import annotations
@@ -146,7 +146,8 @@ def catalogue_router(context: ServiceContext) -> APIRouter:
         return [{**r.to_json(), "decision": _decision_json(registry.decision(r.request_id))} for r in requests]
 
     @router.post("/access-requests/{request_id}/decision")
-    def decide(request_id: str, body: DecisionBody, principal: Annotated[Principal, Depends(require(Action.ACCESS_DECIDE))]) -> dict[str, Any]:
+    def decide(request_id: str, body: DecisionBody, principal: Annotated[Principal, Depends(require(Action.ACCESS_RELAY))]) -> dict[str, Any]:
+        """The hub reports its owner's decision (taken and enforced on the hub, F-SRS-9)."""
         try:
             decision = AccessDecision.from_json({**body.model_dump(), "request_id": request_id})
             return registry.record_decision(principal.org_id, decision).to_json()
