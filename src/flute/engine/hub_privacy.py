@@ -38,9 +38,15 @@ MEMORY_LEDGER_KEY: Final = "memory-ledger"
 """node_config, embedded in-memory hubs only: database URL of the hub's privacy ledger."""
 
 DP_STATE: Final = "flute.dp"
-MIN_UNIT_VARIANCE: Final = 1e-4
-"""Floor of a column's variance on the [0, 1] clipping scale after noise (1 % of the range as std)."""
+MIN_UNIT_VARIANCE: Final = 1.0 / 256.0
+"""Floor of a column's variance on the [0, 1] clipping scale after noise: std >= 1/16 of the
+clipping range. The noisy variance of a narrow column in a wide range can be near 0; a tiny scale
+would blow its standardised inputs up and let that column dominate every clipped gradient."""
 CENSUS_RELEASES: Final = 1
+PREPROCESSING_PRECISION: Final = 2
+"""The study's one preprocessing release uses noise multiplier z / 2. Gaussian mechanisms compose
+exactly (privacy loss distributions are Gaussian): multiplier z / 2 costs what 4 releases at z
+cost, so the plan counts it as PREPROCESSING_PRECISION^2 releases."""
 
 
 class PrivacyRefusal(RuntimeError):
@@ -49,8 +55,10 @@ class PrivacyRefusal(RuntimeError):
 
 def study_releases(spec: StudySpec) -> StudyReleases:
     """CV folds and the final model each train once (leave-one-hub-out is off under secure
-    aggregation); every release counts against every record."""
-    return StudyReleases(spec.evaluation.cv_folds + 1, spec.training.rounds, preprocessing_per_task=1, per_study=CENSUS_RELEASES)
+    aggregation); the census and the study's one preprocessing release (shared by all tasks) come
+    once; every release counts against every record."""
+    once = CENSUS_RELEASES + PREPROCESSING_PRECISION**2
+    return StudyReleases(spec.evaluation.cv_folds + 1, spec.training.rounds, preprocessing_per_task=0, per_study=once)
 
 
 def study_plan(spec: StudySpec) -> StudyPrivacyPlan:
@@ -70,10 +78,12 @@ def noise_plan(dp: DpOptions, contributors: int) -> NoisePlan:
     return NoisePlan.distributed(contributors, tolerated_colluders=dp.tolerated_colluders, tolerated_dropouts=dp.tolerated_dropouts)
 
 
-def noisy_sum(spec: StudySpec, rows: np.ndarray, sensitivity: float, contributors: int) -> np.ndarray:
-    """Sum of per-record rows (each of L2 norm <= sensitivity) plus this hub's noise share."""
+def noisy_sum(spec: StudySpec, rows: np.ndarray, sensitivity: float, contributors: int, *, precision: float = 1.0) -> np.ndarray:
+    """Sum of per-record rows (each of L2 norm <= sensitivity) plus this hub's noise share, at
+    the study's noise multiplier divided by `precision` (costing precision^2 releases)."""
     dp = _dp(spec)
-    release = release_clipped_vector_sum(rows, sensitivity, study_plan(spec).noise_multiplier, dp.delta, plan=noise_plan(dp, contributors))
+    multiplier = study_plan(spec).noise_multiplier / precision
+    release = release_clipped_vector_sum(rows, sensitivity, multiplier, dp.delta, plan=noise_plan(dp, contributors))
     return release.value
 
 
@@ -138,19 +148,19 @@ def reserve_study(spec: StudySpec, node_config: Mapping[str, object], state: Rec
     state[DP_STATE] = RunCharge(run_nonce, reservation.charge_id, False, 0).to_config()
 
 
-def spend_release(spec: StudySpec, node_config: Mapping[str, object], state: RecordDict, run_nonce: str) -> None:
-    """Steps 3-4: before a release is handed back, check it is within this run's charged plan,
-    count it, and commit the reservation with the first one."""
+def spend_release(spec: StudySpec, node_config: Mapping[str, object], state: RecordDict, run_nonce: str, *, units: int = 1) -> None:
+    """Steps 3-4: before a release is computed, check it is within this run's charged plan,
+    count it (`units` releases at the study's multiplier), commit the reservation with the first."""
     current = RunCharge.from_state(state)
     if current is None or current.run_nonce != run_nonce:
         raise PrivacyRefusal(f"no privacy budget is reserved for run {run_nonce} of study {spec.study_id} on this hub; the census reserves it")
     planned = study_plan(spec).releases.count
-    if current.releases + 1 > planned:
-        raise PrivacyRefusal(f"run {run_nonce} asks for DP release {current.releases + 1}, but only {planned} were charged; refusing")
+    if current.releases + units > planned:
+        raise PrivacyRefusal(f"run {run_nonce} asks for DP release {current.releases + units}, but only {planned} were charged; refusing")
     if not current.committed:
         with opened_ledger(node_config) as ledger:
             ledger.commit(ledger.pending_reservation(current.charge_id))  # type: ignore[attr-defined]
-    state[DP_STATE] = RunCharge(run_nonce, current.charge_id, True, current.releases + 1).to_config()
+    state[DP_STATE] = RunCharge(run_nonce, current.charge_id, True, current.releases + units).to_config()
 
 
 # -- DP column sums for preprocessing -----------------------------------------------------------

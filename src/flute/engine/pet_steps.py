@@ -40,20 +40,21 @@ def census(spec: StudySpec, table: StudyTable, ins: CensusIns, hub: str, context
     return CensusRes(hub, *hub_privacy.noisy_census(spec, sums.n_rows, positives, sums.n_incomplete))
 
 
-def _dp_release(spec: StudySpec, context: Context, announcement: RoundAnnouncement) -> bool:
+def _dp_release(spec: StudySpec, context: Context, announcement: RoundAnnouncement, *, units: int = 1) -> bool:
     """True (after charging the release against this run's plan) when the study is DP."""
     if spec.pets.dp is None:
         return False
-    hub_privacy.spend_release(spec, context.node_config, context.state, announcement.run_nonce)
+    hub_privacy.spend_release(spec, context.node_config, context.state, announcement.run_nonce, units=units)
     return True
 
 
 def column_vector(spec: StudySpec, table: StudyTable, ins: StatsIns, announcement: RoundAnnouncement, hub: str, context: Context) -> np.ndarray:
-    if _dp_release(spec, context, announcement):
+    precision = hub_privacy.PREPROCESSING_PRECISION
+    if _dp_release(spec, context, announcement, units=precision**2):
         layout = hub_privacy.DpColumnLayout(spec)
         selected = hub_steps.select_rows(table, ins.rows)
         rows = layout.rows(selected.features, selected.labels)
-        return hub_privacy.noisy_sum(spec, rows, layout.sensitivity, len(announcement.members))
+        return hub_privacy.noisy_sum(spec, rows, layout.sensitivity, len(announcement.members), precision=precision)
     result = hub_steps.summarise_columns(spec, table, ins, hub)
     return ColumnSumsLayout(len(spec.cohort.variables)).encode(result.sums, result.n_positive)
 

@@ -175,6 +175,7 @@ class Coordinator:
         self.aggregator = aggregator_for(spec)
         self.run_nonce = secrets.token_hex(8)
         self.secure: SecureSummer | None = None
+        self._study_preprocessing: tuple[Preprocessing, tuple[float, float]] | None = None
         if spec.pets.secure_aggregation is not None:
             ask = lambda kind, payloads, group, required: self.federation.ask(kind, payloads, group, required=required)  # noqa: E731
             self.secure = SecureSummer(spec, self.run_nonce, dict(enrolled or {}), ask)
@@ -243,7 +244,7 @@ class Coordinator:
         trainers = self._nodes(exclude=task.held_out_hub)
         required = self._required(task)
         if progress is None:
-            preprocessing, class_weights = self._preprocess(task, trainers, train_rows, required)
+            preprocessing, class_weights = self._task_preprocessing(task, trainers, train_rows, required)
             weights, state, start = zero_weights(len(self.spec.cohort.variables)), None, 0
         else:
             preprocessing, class_weights = progress.preprocessing, progress.class_weights
@@ -332,8 +333,19 @@ class Coordinator:
         """min_hubs, one less when a hub is held out (leave-one-hub-out trains on the others)."""
         return max(1, self.spec.federation.min_hubs - (1 if task.kind == "loho" else 0))
 
-    def _preprocess(self, task: Task, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
-        payload, group = StatsIns(rows).to_record(), f"{task.key}/preprocessing"
+    def _task_preprocessing(self, task: Task, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
+        """From the task's training rows; in a DP study once, from all rows, reused by every task:
+        one DP release instead of one per task (standardisation only reparametrises the model,
+        so the budget is better spent on training; CV folds then share the study's means and
+        scales, a deliberate, documented use of held-out rows in a noisy nuisance parameter)."""
+        if self.spec.pets.dp is None:
+            return self._preprocess(f"{task.key}/preprocessing", nodes, rows, required)
+        if self._study_preprocessing is None:
+            self._study_preprocessing = self._preprocess("study/preprocessing", self._nodes(), RowSelection(), required)
+        return self._study_preprocessing
+
+    def _preprocess(self, group: str, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
+        payload = StatsIns(rows).to_record()
         if self.secure is None:
             answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, group, required=required)
             replies = [StatsRes.from_record(content) for content in answers.values()]
