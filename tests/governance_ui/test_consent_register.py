@@ -61,7 +61,7 @@ def test_grant_restricts_fields_sets_the_budget_and_is_audited(register: Consent
     request = _request()
     grant = register.decide(request, _approve(request, ("psa", "pirads")))
     assert grant is not None and grant.fields == ("psa", "pirads")
-    assert register.ledger.budget("study-1", DECLARATION.dataset).epsilon_total == 2.0
+    assert register.ledger.budget("study-1", HUB).epsilon_total == 2.0
     assert register.guard("study-1", DECLARATION.dataset, ("psa", "pirads"), "train.newton") == grant
     with pytest.raises(ConsentRefused, match=r"field\(s\) \['dre'\] are not granted"):
         register.guard("study-1", DECLARATION.dataset, ("psa", "dre"), "train.newton")
@@ -69,7 +69,7 @@ def test_grant_restricts_fields_sets_the_budget_and_is_audited(register: Consent
         register.guard("study-2", DECLARATION.dataset, ("psa",), "train.newton")
     # The budget the owner set is the ledger's: a release beyond it is refused.
     with pytest.raises(BudgetExceeded):
-        register.ledger.reserve("study-1", DECLARATION.dataset, DpCost(2.5, 0.0, "record", "laplace", {}), "too much")
+        register.ledger.reserve("study-1", HUB, DpCost(2.5, 0.0, "record", "laplace", {}), "too much")
     register.revoke(request.request_id, "owner")
     with pytest.raises(ConsentRefused):
         register.guard("study-1", DECLARATION.dataset, ("psa",), "train.newton")
@@ -92,7 +92,7 @@ def test_misuse_rules_fire_and_alerts_reach_the_owner(register: ConsentRegister)
     assert [a.rule for a in alerts] == ["differencing"] and "differ by only 1 record" in alerts[0].message
 
     for step in range(3):  # 3 x 0.2 of a 2.0 budget within the hour: 30% > 25%
-        reservation = register.ledger.reserve("study-1", DECLARATION.dataset, DpCost(0.2, 0.0, "record", "laplace", {}), f"mean {step}")
+        reservation = register.ledger.reserve("study-1", HUB, DpCost(0.2, 0.0, "record", "laplace", {}), f"mean {step}")
         register.ledger.commit(reservation)
     register.guard("study-1", DECLARATION.dataset, ("dre",), "stats.count", cohort_size=50)
     assert register.alerts()[0].rule == "budget-burn" and "30%" in register.alerts()[0].message

@@ -42,7 +42,7 @@ def test_owner_approves_a_request_with_fields_and_budget(tmp_path: Path, live_se
         page.wait_for_url(f"{base}/ui/studies?**")
         assert f"request {request.request_id} approved" in page.locator(".message").inner_text()
         budget_row = page.locator("#budgets tr", has_text="cspca-lr")
-        assert budget_row.locator("td").all_inner_texts()[:6] == ["cspca-lr", DECLARATION.dataset, "1.5", "0", "0", "1.5"]
+        assert budget_row.locator("td").all_inner_texts()[:6] == ["cspca-lr", HUB, "1.5", "0", "0", "1.5"]
         assert "psa, pirads, ageAtBiopsy" in page.locator("#grants").inner_text()
 
         page.click("text=Audit log")
@@ -58,7 +58,7 @@ def test_owner_approves_a_request_with_fields_and_budget(tmp_path: Path, live_se
     assert decision is not None and decision.fields == ("psa", "pirads", "ageAtBiopsy") and decision.epsilon == 1.5
     with open_hub(world.home) as hub:
         register = ConsentRegister(hub.store, HUB, None)
-        assert register.ledger.budget("cspca-lr", DECLARATION.dataset).epsilon_total == 1.5
+        assert register.ledger.budget("cspca-lr", HUB).epsilon_total == 1.5
         assert register.guard_study("cspca-lr", ("psa", "pirads"), "train.newton").request_id == request.request_id
 
 

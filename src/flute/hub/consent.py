@@ -9,7 +9,10 @@ Every call, allowed or refused, is logged as a data use and audited (F-SRS-8); t
 for the data owner.
 
 Approving a request sets the study's budget in the hub's `PrivacyLedger` (the decision and the
-budget are the owner's one act), audited in the same transaction as the decision.
+budget are the owner's one act), audited in the same transaction as the decision. The ledger's
+dataset is the hub's name, as for every release on this hub (`flute.engine.stats_steps`): all
+datasets a hub declares are views of the same patients' rows, so a study's budget must cover the
+rows, however many catalogue entries it was granted - per-entry budgets would add up.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from flute.governance.audit import AuditTrail
 from flute.governance.catalogue import DatasetDeclaration, DatasetMetadata, compute_metadata
 from flute.hub.consent_models import AccessDecisionRecord, DataUseRecord, DatasetDeclarationRecord, MisuseAlertRecord
 from flute.hub.ledger import BudgetNotSet, PrivacyLedger
+from flute.hub.ledger_models import ChargeStatus
 from flute.hub.models import BatchStatus, ImportBatch
 from flute.hub.store import HubStore
 
@@ -139,7 +143,7 @@ class ConsentRegister:
         self.declaration(request.dataset)
         if decision.approved:
             assert decision.epsilon is not None and decision.delta is not None  # check_decision
-            self.ledger.set_budget(request.study, request.dataset, decision.epsilon, decision.delta)
+            self.ledger.set_budget(request.study, self.hub, decision.epsilon, decision.delta)
         with self._engine.begin() as connection:
             connection.execute(
                 insert(AccessDecisionRecord).values(
@@ -258,23 +262,23 @@ class ConsentRegister:
         differencing = misuse.differencing(self.recent_uses(use.dataset), use)
         if differencing:
             findings.append(differencing)
-        burn = self.budget_burn(use.study, use.dataset, use.used_at)
+        burn = self.budget_burn(use.study, use.used_at)
         if burn:
             findings.append(burn)
         return findings
 
-    def budget_burn(self, study: str, dataset: str, now: datetime) -> misuse.Finding | None:
-        """The budget-burn rule over the ledger's recent charges of the study on the dataset."""
+    def budget_burn(self, study: str, now: datetime) -> misuse.Finding | None:
+        """The budget-burn rule over the ledger's recent charges of the study on this hub."""
         try:
-            budget = self.ledger.budget(study, dataset)
+            budget = self.ledger.budget(study, self.hub)
         except BudgetNotSet:
             return None
         spends = [
             misuse.Spend(_utc(charge.reserved_at), charge.epsilon)
             for charge in self.ledger.recent_charges(limit=RECENT_USES)
-            if charge.study == study and charge.dataset == dataset and charge.status.value != "released"
+            if charge.study == study and charge.dataset == self.hub and charge.status is not ChargeStatus.RELEASED
         ]
-        return misuse.budget_burn(spends, budget.epsilon_total, now, study=study, dataset=dataset)
+        return misuse.budget_burn(spends, budget.epsilon_total, now, study=study, dataset=self.hub)
 
     def recent_uses(self, dataset: str, limit: int = RECENT_USES) -> list[misuse.DataUse]:
         table = DataUseRecord.__table__.c
