@@ -101,3 +101,31 @@ def test_training_waits_for_consent_and_granted_fields(hub_homes: list[Path]) ->
     assert sorted(hub.hub for hub in result.hubs) == sorted(home.name for home in hub_homes) and not result.dropped_hubs
     after = _uses(second)
     assert len(after) > before and all(allowed for allowed, _ in after[: len(after) - before])
+
+
+@pytest.mark.slow
+def test_dp_statistics_need_a_grant_and_spend_the_budget_the_owner_set(tmp_path: Path) -> None:
+    """The DP statistics path shares the guard and the ledger: refused without a grant, then
+    charged to the budget the approval set (ledger dataset = hub name)."""
+    from flute.engine.stats_records import StatisticsRequest
+    from flute.engine.stats_workflow import StatisticsFailed, run_statistics_embedded
+
+    manifest = simulate_cohort(tmp_path / "fhir", seed=9, fmt="ndjson", scale=0.05)
+    site = manifest.sites[0]
+    home = tmp_path / site.slug
+    init_hub(home, site.slug)
+    with open_hub(home) as hub:
+        hub.import_paths(sorted((tmp_path / "fhir" / site.directory).glob("*.ndjson")))
+        ConsentRegister(hub.store, site.slug, None).declare(DECLARATION, "owner")
+    request = StatisticsRequest(study=SPEC.study_id, variables=("psa",), kind="mean", pet="dp", epsilon=0.4)
+    with pytest.raises(StatisticsFailed, match="has not approved study 'consent-study'"):
+        run_statistics_embedded(request, [HubBinding(name=site.slug, home=home)])
+    _approve(home, "req-stats", ("psa", "pirads"))
+    result = run_statistics_embedded(request, [HubBinding(name=site.slug, home=home)])
+    assert [h.hub for h in result.hubs] == [site.slug] and not result.failures
+    with open_hub(home) as hub:
+        budget = ConsentRegister(hub.store, site.slug, None).ledger.budget(SPEC.study_id, site.slug)
+    assert budget.epsilon_total == 2.0 and budget.epsilon_spent == pytest.approx(0.4)
+    with pytest.raises(StatisticsFailed, match=r"\['dre'\] are not granted"):
+        run_statistics_embedded(StatisticsRequest(study=SPEC.study_id, variables=("dre",), kind="mean", pet="dp", epsilon=0.1),
+                                [HubBinding(name=site.slug, home=home)])
