@@ -154,7 +154,7 @@ def train_model_task(coordinator: Coordinator, task: Task, train_rows: RowSelect
     spec = coordinator.spec
     trainers = coordinator._nodes(exclude=task.held_out_hub)
     required = coordinator._required(task)
-    preprocessing, class_weights = coordinator._preprocess(task, trainers, train_rows, required)
+    preprocessing, class_weights = coordinator._task_preprocessing(task, trainers, train_rows, required)
     messaging = _TaskMessaging(coordinator, task, required)
     if isinstance(spec.model, LinearSvmSpec):
         vector, rounds, converged = _train_svm(coordinator, messaging, spec.model, train_rows, preprocessing, class_weights)
