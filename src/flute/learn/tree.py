@@ -66,6 +66,30 @@ class Tree:
         }
 
 
+def forest_leaf_values(trees: Sequence[Tree], inputs: np.ndarray) -> np.ndarray:
+    """The value of the leaf each row reaches in each tree, (n_rows, n_trees): all trees routed
+    together (one pass per tree level, not per tree), which keeps boosting's margins cheap."""
+    if not trees:
+        return np.zeros((inputs.shape[0], 0))
+    offsets = np.cumsum([0] + [tree.n_nodes for tree in trees[:-1]])
+    feature = np.concatenate([tree.feature for tree in trees])
+    threshold = np.concatenate([tree.threshold for tree in trees])
+    missing_left = np.concatenate([tree.missing_left for tree in trees]) == 1
+    left = np.concatenate([np.where(tree.left == LEAF, LEAF, tree.left + offset) for tree, offset in zip(trees, offsets)])
+    right = np.concatenate([np.where(tree.right == LEAF, LEAF, tree.right + offset) for tree, offset in zip(trees, offsets)])
+    node = np.broadcast_to(offsets, (inputs.shape[0], len(trees))).copy()
+    rows = np.repeat(np.arange(inputs.shape[0]), len(trees))
+    node = node.ravel()
+    active = np.flatnonzero(feature[node] != LEAF)
+    while active.size:
+        at = node[active]
+        values = inputs[rows[active], feature[at]]
+        go_left = np.where(np.isnan(values), missing_left[at], values <= threshold[at])
+        node[active] = np.where(go_left, left[at], right[at])
+        active = active[feature[node[active]] != LEAF]
+    return np.concatenate([tree.value for tree in trees])[node].reshape(inputs.shape[0], len(trees))
+
+
 INT_FIELDS = ("feature", "threshold_bin", "missing_left", "left", "right")
 FLOAT_FIELDS = ("threshold", "value")
 

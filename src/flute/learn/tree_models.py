@@ -20,7 +20,7 @@ from typing import Literal, Protocol, Sequence
 import numpy as np
 
 from flute.learn.binning import FineGrid, QuantileBins, fine_histograms, quantile_bins
-from flute.learn.tree import FeatureChooser, GrowthLimits, OpenNode, Tree, grow_trees, open_node_histograms, single_leaf
+from flute.learn.tree import FeatureChooser, forest_leaf_values, GrowthLimits, OpenNode, Tree, grow_trees, open_node_histograms, single_leaf
 from flute.learn.tree_rules import ClassCountRule, Criterion, GradientRule
 
 Link = Literal["mean_probability", "logistic_sum"]
@@ -36,17 +36,14 @@ class TreeEnsemble:
     link: Link
 
     def margin(self, inputs: np.ndarray) -> np.ndarray:
-        total = np.full(inputs.shape[0], self.base_margin)
-        for tree in self.trees:
-            total += tree.predict(inputs)
-        return total
+        return self.base_margin + forest_leaf_values(self.trees, inputs).sum(axis=1)
 
     def predict_risk(self, inputs: np.ndarray) -> np.ndarray:
         if self.link == "logistic_sum":
             return np.exp(-np.logaddexp(0.0, -self.margin(inputs)))
         if not self.trees:
             raise ValueError("an ensemble averaging leaf probabilities needs at least one tree")
-        return sum((tree.predict(inputs) for tree in self.trees), np.zeros(inputs.shape[0])) / len(self.trees)
+        return forest_leaf_values(self.trees, inputs).mean(axis=1)
 
 
 # -- hyperparameters ------------------------------------------------------------------------
@@ -157,10 +154,15 @@ class TreeFederation(Protocol):
 @dataclass(frozen=True)
 class Partitions:
     """In-process federation over (inputs, labels) partitions; partition i draws its bootstrap
-    weights from stream i. Pooled training is one partition."""
+    weights from `streams[i]` (default i; the engine's hubs use `tree_steps.bootstrap_stream`).
+    Pooled training is one partition."""
 
     parts: Sequence[tuple[np.ndarray, np.ndarray]]
     class_weights: tuple[float, float] = (1.0, 1.0)
+    streams: Sequence[int] = ()
+
+    def _stream(self, index: int) -> int:
+        return self.streams[index] if self.streams else index
 
     def fine_histograms(self, grid: FineGrid) -> np.ndarray:
         return sum((fine_histograms(x, grid) for x, _ in self.parts[1:]), fine_histograms(self.parts[0][0], grid))
@@ -169,8 +171,8 @@ class Partitions:
         self, bins: QuantileBins, trees: Sequence[Tree], open_nodes: Sequence[OpenNode], bootstrap_seed: int | None
     ) -> np.ndarray:
         answers = [
-            hub_class_histograms(x, y, bins, trees, open_nodes, self.class_weights, bootstrap_seed, stream)
-            for stream, (x, y) in enumerate(self.parts)
+            hub_class_histograms(x, y, bins, trees, open_nodes, self.class_weights, bootstrap_seed, self._stream(index))
+            for index, (x, y) in enumerate(self.parts)
         ]
         return np.sum(answers, axis=0)
 
