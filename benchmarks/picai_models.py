@@ -1,0 +1,154 @@
+"""The model-zoo arms of the PI-CAI benchmark (`benchmarks/picai.py --models ...`): decision tree,
+random forest, gradient-boosted trees and linear SVM, each federated over the three centres and
+centralised on the pooled rows, on the same 5-fold CV folds as the logistic regression arms.
+
+- federated: the embedded engine (ServerApp/ClientApp over the in-process Grid), CV only;
+- centralised: the SAME algorithm (`flute.learn.federated_estimators`, one partition) on the
+  pooled training rows of each fold, with the same preprocessing (log, standardise from the
+  pooled training rows): the federated-vs-centralised gap measures what federation costs;
+- scikit-learn reference (context, not the gap): DecisionTreeClassifier, RandomForestClassifier,
+  HistGradientBoostingClassifier and LinearSVC (squared hinge) with matching hyperparameters.
+
+Hyperparameters are fixed below (chosen once on PI-CAI for speed and accuracy); the federated
+search of `flute.engine.tuning` can tune them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+
+MODEL_KEYS = ("tree", "forest", "gbdt", "svm")
+
+
+@dataclass(frozen=True)
+class ModelArm:
+    key: str
+    label: str
+    model: dict[str, Any]
+    strategy: dict[str, Any] | None
+    pooled: Callable[[], Any]
+    sklearn: Callable[[int], Any]  # n training rows -> unfitted scikit-learn estimator
+
+
+def model_arms(seed: int) -> dict[str, ModelArm]:
+    from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.svm import LinearSVC
+    from sklearn.tree import DecisionTreeClassifier
+
+    from flute.learn.federated_estimators import FederatedLinearSvm, FederatedTreeClassifier
+    from flute.learn.svm import LinearSvmParams
+    from flute.learn.tree_models import BoostingParams, DecisionTreeParams, RandomForestParams
+
+    tree = DecisionTreeParams(max_depth=6, min_rows_leaf=30)
+    forest = RandomForestParams(n_trees=50, max_depth=6, min_rows_leaf=40, max_features=0.75)
+    gbdt = BoostingParams(n_trees=60, max_depth=2, learning_rate=0.1, min_child_weight=5.0)
+    svm = LinearSvmParams(loss="squared_hinge", l2=0.01)
+    return {
+        "tree": ModelArm(
+            "tree", "decision tree", {"name": "decision_tree", "max_depth": 6, "min_rows_leaf": 30}, None,
+            lambda: FederatedTreeClassifier(tree),
+            lambda n: DecisionTreeClassifier(max_depth=6, min_samples_leaf=30, random_state=0),
+        ),
+        "forest": ModelArm(
+            "forest", "random forest",
+            {"name": "random_forest", "n_trees": 50, "max_depth": 6, "min_rows_leaf": 40, "max_features": 0.75}, None,
+            lambda: FederatedTreeClassifier(forest, seed=seed),
+            lambda n: RandomForestClassifier(n_estimators=50, max_depth=6, min_samples_leaf=40, max_features=0.75, random_state=0),
+        ),
+        "gbdt": ModelArm(
+            "gbdt", "gradient-boosted trees",
+            {"name": "gbdt", "n_trees": 60, "max_depth": 2, "learning_rate": 0.1, "min_child_weight": 5.0}, None,
+            lambda: FederatedTreeClassifier(gbdt),
+            lambda n: HistGradientBoostingClassifier(max_iter=60, max_depth=3, learning_rate=0.1, l2_regularization=1.0, early_stopping=False),
+        ),
+        "svm": ModelArm(
+            "svm", "linear SVM (FedAvg, Platt)", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"},
+            lambda: FederatedLinearSvm(svm, max_rounds=200, local_epochs=5, learning_rate=0.5),
+            lambda n: LinearSVC(loss="squared_hinge", C=1.0 / (0.01 * n), max_iter=10_000),
+        ),
+    }  # fmt: skip
+
+
+
+def _spec(arm: ModelArm, columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int):  # type: ignore[no-untyped-def]
+    from flute.engine.spec import StudySpec
+
+    data: dict[str, Any] = {
+        "study_id": f"picai-{arm.key}",
+        "name": f"PI-CAI: federated {arm.label} across RUMC, PCNN, ZGT",
+        "cohort": {"variables": list(columns)},
+        "preprocessing": {"log_transform": list(log_columns)},
+        "model": arm.model,
+        "training": {"rounds": 200, "tolerance": 1e-8, "local_epochs": 5, "learning_rate": 0.5},
+        "seed": seed,
+        "federation": {"min_hubs": 2},
+        "evaluation": {"cv_folds": folds, "leave_one_hub_out": False},
+    }
+    if arm.strategy is not None:
+        data["strategy"] = arm.strategy
+    return StudySpec.from_mapping(data)
+
+
+def run_model_arms(centres: list[Any], keys: list[str], columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int) -> dict[str, float]:
+    """auroc_federated_<key>, auroc_centralised_<key>, auroc_gap_<key>, auroc_sklearn_<key> and
+    federated_seconds_<key> for each model key."""
+    from flute.cohort.table import StudyTable
+    from flute.engine.apps import client_app, server_app
+    from flute.engine.embedded import HubBinding, run_embedded, study_run_config
+    from flute.engine.sources import InMemorySource
+    from flute.evaluate.discrimination import auroc
+    from flute.evaluate.exact import exact_auroc
+    from flute.learn.preprocess import Standardiser, column_sums, log_transform
+
+    arms = model_arms(seed)
+    labels = np.concatenate([c.labels for c in centres])
+    figures: dict[str, float] = {}
+    for key in keys:
+        arm = arms[key]
+        started = time.perf_counter()
+        hubs = [HubBinding(c.name, source=InMemorySource(StudyTable(columns, c.features, c.labels))) for c in centres]
+        result = run_embedded(server_app, client_app, hubs, study_run_config(_spec(arm, columns, log_columns, folds, seed)))
+        figures[f"federated_seconds_{key}"] = time.perf_counter() - started
+        figures[f"auroc_federated_{key}"] = auroc(result.cv_pooled_summary()).value
+        pooled = {c.name: np.empty(c.labels.shape[0]) for c in centres}
+        reference = {c.name: np.empty(c.labels.shape[0]) for c in centres}
+        for fold in range(folds):
+            train_x = np.vstack([c.features[c.folds != fold] for c in centres])
+            train_y = np.concatenate([c.labels[c.folds != fold] for c in centres])
+            standardiser = Standardiser.from_sums(columns, log_columns, column_sums(log_transform(train_x, columns, log_columns)))
+            inputs = standardiser.transform(train_x)
+            model = arm.pooled().fit(inputs, train_y)
+            baseline = arm.sklearn(train_y.shape[0]).fit(inputs, train_y)
+            for c in centres:
+                test = standardiser.transform(c.features[c.folds == fold])
+                pooled[c.name][c.folds == fold] = model.predict_proba(test)[:, 1]
+                scores = baseline.decision_function(test) if key == "svm" else baseline.predict_proba(test)[:, 1]
+                reference[c.name][c.folds == fold] = scores
+        figures[f"auroc_centralised_{key}"] = exact_auroc(labels, np.concatenate([pooled[c.name] for c in centres]))
+        figures[f"auroc_gap_{key}"] = figures[f"auroc_federated_{key}"] - figures[f"auroc_centralised_{key}"]
+        figures[f"auroc_sklearn_{key}"] = exact_auroc(labels, np.concatenate([reference[c.name] for c in centres]))
+    return figures
+
+
+def print_model_table(figures: dict[str, float], keys: list[str], seed: int) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    arms = model_arms(seed)
+    table = Table(title="PI-CAI model zoo: 5-fold CV AUROC, federated (3 hubs) vs the same algorithm on pooled rows")
+    for column in ("model", "federated", "centralised", "gap", "ratio", "scikit-learn", "federated s"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+    if "auroc_federated_lr" in figures:
+        fed, central = figures["auroc_federated_lr"], figures["auroc_centralised_lr"]
+        table.add_row("logistic regression (Newton)", f"{fed:.4f}", f"{central:.4f}", f"{fed - central:+.4f}", f"{fed / central:.4f}", f"{central:.4f}", f"{figures['federated_seconds']:.1f}")
+    for key in keys:
+        fed, central = figures[f"auroc_federated_{key}"], figures[f"auroc_centralised_{key}"]
+        table.add_row(
+            arms[key].label, f"{fed:.4f}", f"{central:.4f}", f"{fed - central:+.4f}", f"{fed / central:.4f}",
+            f"{figures[f'auroc_sklearn_{key}']:.4f}", f"{figures[f'federated_seconds_{key}']:.1f}",
+        )  # fmt: skip
+    Console().print(table)
