@@ -8,11 +8,17 @@ demos) the coordinator's `flute.coordinator.registry.Registry` is itself a `Coor
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Final, Protocol
 
 from flute.governance.access import AccessDecision, AccessRequest, RequestStatus
 from flute.governance.catalogue import DatasetMetadata
+
+
+#: Environment variable holding the hub's API token at the coordinator (kept out of command lines).
+TOKEN_ENV_VAR: Final[str] = "FLUTE_COORDINATOR_TOKEN"
 
 
 class CoordinatorUnavailable(RuntimeError):
@@ -62,3 +68,16 @@ class HttpCoordinatorLink:
         if response.status_code >= 400:
             raise CoordinatorUnavailable(f"coordinator refused {method} {path}: HTTP {response.status_code} {response.text[:500]}")
         return None if response.status_code == 204 else response.json()
+
+
+def link_from_environment(url: str, ca_file: Path | None) -> HttpCoordinatorLink:
+    """The link a hub service opens to the coordinator at `url`, with the API token (of one of
+    the hub's stewards, roles data_steward) from $FLUTE_COORDINATOR_TOKEN."""
+    token = os.environ.get(TOKEN_ENV_VAR, "")
+    if not token:
+        raise CoordinatorUnavailable(
+            f"set {TOKEN_ENV_VAR} to an API token of this hub's steward at the coordinator (POST {url.rstrip('/')}/auth/tokens)"
+        )
+    if ca_file is not None and not ca_file.is_file():
+        raise CoordinatorUnavailable(f"coordinator CA certificate {ca_file} not found")
+    return HttpCoordinatorLink(url, token, verify=str(ca_file) if ca_file else True)
