@@ -253,7 +253,7 @@ class PetOptions(_Strict):
     @property
     def secure_aggregation(self) -> SecAggOptions | None:
         """The secure-aggregation options in force (defaults when the mode asks for it)."""
-        if self.mode == "none":
+        if self.mode not in ("secagg", "secagg_dp"):
             return None
         return self.secagg or SecAggOptions()
 
@@ -306,6 +306,11 @@ class StudySpec(_Strict):
         secagg = self.pets.secure_aggregation
         if secagg is None:
             return self
+        if not isinstance(self.model, LogisticRegressionSpec):
+            raise ValueError(
+                f"pets.mode {self.pets.mode!r} is wired for model 'logistic_regression' only; model {self.model.name!r} "
+                "would exchange its messages in the clear - use pets.mode 'none' or logistic regression"
+            )
         if self.evaluation.leave_one_hub_out:
             raise ValueError(
                 "evaluation.leave_one_hub_out scores a single held-out hub, whose histogram secure aggregation cannot hide; "
