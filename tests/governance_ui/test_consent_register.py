@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -32,10 +33,12 @@ def _approve(request: AccessRequest, fields: tuple[str, ...], epsilon: float = 2
     return AccessDecision(request.request_id, True, fields, epsilon, 1e-6, "", "owner", datetime.now(UTC))
 
 
-@pytest.fixture
-def register(tmp_path: Path):  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def register(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ConsentRegister]:
+    """A governed hub's register on SQLite and on a real PostgreSQL server."""
+    db_url = None if request.param == "sqlite" else request.getfixturevalue("postgres_server").create_database()
     home = tmp_path / "hub"
-    init_hub(home, HUB)
+    init_hub(home, HUB, db_url)
     hub = open_hub(home)
     register = ConsentRegister(hub.store, HUB, AuditTrail(KEY))
     register.declare(DECLARATION, "owner")
@@ -55,7 +58,7 @@ def test_decisions_are_checked_against_the_request() -> None:
         AccessRequest("r", "Bad Study", "a", "o", HUB, "d", ("psa",), "p", 1.0, 0.0, RequestStatus.PENDING, NOW)
 
 
-def test_grant_restricts_fields_sets_the_budget_and_is_audited(register: ConsentRegister) -> None:
+def test_grant_restricts_fields_sets_the_budget_and_is_audited(register: ConsentRegister, tmp_path: Path) -> None:
     with pytest.raises(ConsentRefused, match="has not approved study 'study-1'"):
         register.guard("study-1", DECLARATION.dataset, ("psa",), "stats.mean")
     request = _request()
@@ -76,7 +79,7 @@ def test_grant_restricts_fields_sets_the_budget_and_is_audited(register: Consent
 
     uses = register.recent_uses(DECLARATION.dataset)
     assert [use.allowed for use in reversed(uses)] == [False, True, False, False, False]
-    with register.ledger._engine.connect() as connection:  # the hub store's own connection
+    with open_hub(tmp_path / "hub") as hub, hub.store.engine.connect() as connection:
         audit = verify(connection, key=KEY)
     assert audit.intact and audit.entries >= 7
 
