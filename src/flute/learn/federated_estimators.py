@@ -1,4 +1,4 @@
-"""scikit-learn-style facades over the federated trees, forests, boosting and linear SVM, run in
+"""scikit-learn-style facades over the federated trees, forests, boosting, linear SVM and MLP, run in
 one process (`FederatedLogisticRegression` is the logistic counterpart).
 
 `fit(X, y)` is centralised training (one partition); `fit_partitions` trains over several
@@ -15,7 +15,9 @@ import numpy as np
 
 from flute.learn.aggregation import Aggregator, AveragingAggregator, LocalStep
 from flute.learn.logistic import LocalFit, LogisticObjective, balanced_class_weights, zero_weights
+from flute.learn.mlp import MlpModel, MlpParams, initial_vector, local_mlp_descent
 from flute.learn.svm import LinearSvmModel, LinearSvmParams, PlattResults, decision_function, local_svm_descent, platt_sums, train_linear_svm
+from flute.learn.training import run_rounds
 from flute.learn.tree_models import Partitions, TreeEnsemble, TreeModelParams, fit_tree_model
 
 ClassWeight = Literal["balanced"] | None
@@ -113,6 +115,68 @@ class FederatedLinearSvm:
 
     def decision_function(self, inputs: np.ndarray) -> np.ndarray:
         return decision_function(self.model_.svm_weights, inputs)
+
+    def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
+        return _probabilities(self.model_.predict_risk(inputs))
+
+
+class FederatedMlp:
+    """One-hidden-layer network by local gradient rounds averaged by `aggregator` (FedAvg by
+    default; `proximal_mu` > 0 makes it FedProx), from a seeded initial vector."""
+
+    def __init__(
+        self,
+        params: MlpParams = MlpParams(),
+        *,
+        class_weight: ClassWeight = None,
+        aggregator: Aggregator | None = None,
+        max_rounds: int = 300,
+        tol: float = 1e-8,
+        local_epochs: int = 5,
+        learning_rate: float = 0.5,
+        proximal_mu: float = 0.0,
+        seed: int = 0,
+    ) -> None:
+        self.params = params
+        self.class_weight = class_weight
+        self.aggregator = aggregator if aggregator is not None else AveragingAggregator()
+        if self.aggregator.local_step is not LocalStep.GRADIENT_DESCENT:
+            raise ValueError("the MLP trains by local steps; use FedAvg, FedProx or FedAdam aggregation")
+        self.max_rounds = max_rounds
+        self.tol = tol
+        self.local_epochs = local_epochs
+        self.learning_rate = learning_rate
+        self.proximal_mu = proximal_mu
+        self.seed = seed
+
+    def fit(self, inputs: np.ndarray, labels: np.ndarray) -> FederatedMlp:
+        return self.fit_partitions([(inputs, labels)])
+
+    def fit_partitions(self, partitions: Sequence[Partition]) -> FederatedMlp:
+        if not partitions:
+            raise ValueError("fit_partitions needs at least one (inputs, labels) partition")
+        class_weights = _class_weights(partitions, self.class_weight)
+        n_inputs = partitions[0][0].shape[1]
+
+        def local_fits(_round: int, vector: np.ndarray) -> list[LocalFit]:
+            return [
+                local_mlp_descent(
+                    vector, x, y, class_weights, self.params, epochs=self.local_epochs, learning_rate=self.learning_rate, proximal_mu=self.proximal_mu
+                )
+                for x, y in partitions
+            ]
+
+        trace = run_rounds(
+            self.aggregator,
+            LogisticObjective(class_weights=class_weights),  # the penalty is applied in the local steps
+            initial_vector(n_inputs, self.params, self.seed),
+            local_fits,
+            max_rounds=self.max_rounds,
+            tolerance=self.tol,
+        )
+        self.model_ = MlpModel(trace.weights, n_inputs, self.params.hidden_units, self.params.activation)
+        self.n_rounds_ = trace.rounds
+        return self
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
         return _probabilities(self.model_.predict_risk(inputs))

@@ -8,6 +8,8 @@ checkpoints), so validation, leave-one-hub-out and the final model work alike fo
 Layouts (integers are stored exactly as float64):
     logistic_regression               weights (intercept first)
     linear_svm                        [platt_b, platt_a, svm weights (intercept first)...]
+    mlp                               [hidden units, activation (0 tanh, 1 relu), network vector
+                                       in the layout of `flute.learn.mlp`]
     decision_tree / random_forest / gbdt
         [link (0 mean probability, 1 logistic sum), base_margin, n_trees, n_nodes per tree...,
          then per tree its node arrays in the order of `TREE_FIELDS`, each n_nodes long]
@@ -21,14 +23,16 @@ from typing import Final, Protocol
 import numpy as np
 
 from flute.learn.logistic import predict_probability
+from flute.learn.mlp import Activation, MlpModel, n_parameters
 from flute.learn.svm import LinearSvmModel
 from flute.learn.tree import Tree
 from flute.learn.tree_models import Link, TreeEnsemble
 
 TREE_MODELS: Final = ("decision_tree", "random_forest", "gbdt")
-MODEL_NAMES: Final = ("logistic_regression", "linear_svm", *TREE_MODELS)
+MODEL_NAMES: Final = ("logistic_regression", "linear_svm", "mlp", *TREE_MODELS)
 TREE_FIELDS: Final = ("feature", "threshold_bin", "threshold", "missing_left", "left", "right", "value")
 _LINKS: Final[tuple[Link, ...]] = ("mean_probability", "logistic_sum")
+_ACTIVATIONS: Final[tuple[Activation, ...]] = ("tanh", "relu")
 
 
 class ModelFormatError(ValueError):
@@ -52,6 +56,8 @@ def encode(model: FittedModel) -> np.ndarray:
         return np.array(model.weights, dtype=np.float64)
     if isinstance(model, LinearSvmModel):
         return np.concatenate([model.platt, model.svm_weights]).astype(np.float64)
+    if isinstance(model, MlpModel):
+        return np.concatenate([[float(model.hidden_units), float(_ACTIVATIONS.index(model.activation))], model.vector]).astype(np.float64)
     if isinstance(model, TreeEnsemble):
         head = [float(_LINKS.index(model.link)), model.base_margin, float(len(model.trees))]
         sizes = [float(tree.n_nodes) for tree in model.trees]
@@ -68,6 +74,8 @@ def decode(model_name: str, vector: np.ndarray, n_inputs: int) -> FittedModel:
     if model_name == "linear_svm":
         _expect_length(model_name, vector, n_inputs + 3)
         return LinearSvmModel(vector[2:], vector[:2])
+    if model_name == "mlp":
+        return _decode_mlp(vector, n_inputs)
     if model_name in TREE_MODELS:
         return _decode_trees(model_name, vector, n_inputs)
     raise ModelFormatError(f"unknown model {model_name!r}; the vetted models are {list(MODEL_NAMES)}")
@@ -76,6 +84,14 @@ def decode(model_name: str, vector: np.ndarray, n_inputs: int) -> FittedModel:
 def _expect_length(model_name: str, vector: np.ndarray, length: int) -> None:
     if vector.ndim != 1 or vector.shape[0] != length:
         raise ModelFormatError(f"{model_name} parameters must be a vector of {length} values, got shape {vector.shape}")
+
+
+def _decode_mlp(vector: np.ndarray, n_inputs: int) -> MlpModel:
+    if vector.ndim != 1 or vector.shape[0] < 2 or vector[1] not in (0.0, 1.0) or not (1 <= vector[0] <= 1024) or vector[0] != int(vector[0]):
+        raise ModelFormatError("mlp parameters must start with [hidden units, activation code]")
+    hidden = int(vector[0])
+    _expect_length("mlp", vector, 2 + n_parameters(n_inputs, hidden))
+    return MlpModel(vector[2:], n_inputs, hidden, _ACTIVATIONS[int(vector[1])])
 
 
 def _decode_trees(model_name: str, vector: np.ndarray, n_inputs: int) -> TreeEnsemble:
