@@ -33,7 +33,7 @@ def refusal(**changes: object) -> list[str]:
 
 def test_unvetted_model_and_strategy_are_refused_naming_the_vetted_ones() -> None:
     reasons = refusal(model={"name": "xgboost"}, strategy={"name": "fedsgd"})
-    assert any("model: 'xgboost' is not a vetted algorithm; choose one of ['logistic_regression', 'decision_tree', 'random_forest', 'gbdt', 'linear_svm']" in r for r in reasons)
+    assert any("model: 'xgboost' is not a vetted algorithm; choose one of ['logistic_regression', 'decision_tree', 'random_forest', 'gbdt', 'linear_svm', 'mlp']" in r for r in reasons)
     assert any("strategy: 'fedsgd' is not a vetted algorithm" in r and "'fedprox'" in r for r in reasons)
 
 

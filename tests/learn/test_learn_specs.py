@@ -20,7 +20,7 @@ def refusal(model: dict[str, Any], **sections: Any) -> str:
 
 
 def test_registry_names_every_model() -> None:
-    assert set(VETTED_MODELS) == {"logistic_regression", "decision_tree", "random_forest", "gbdt", "linear_svm"}
+    assert set(VETTED_MODELS) == {"logistic_regression", "decision_tree", "random_forest", "gbdt", "linear_svm", "mlp"}
 
 
 @pytest.mark.parametrize(

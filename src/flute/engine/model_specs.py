@@ -1,5 +1,5 @@
-"""Vetted tree, forest, boosting and SVM models of the study spec, and the tuning section
-(F-HUF-4..6, F-HUF-9/10, F-PIL-23).
+"""Vetted tree, forest, boosting, SVM and MLP models of the study spec, and the tuning section
+(F-HUF-4..7, F-HUF-9/10, F-PIL-23).
 
 Each model's hyperparameters are typed and bounded; hubs validate them again before computing
 anything. Minimum leaf sizes keep every released node statistic a sum over several rows. `params()`
@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flute.learn.mlp import MlpParams
 from flute.learn.svm import LinearSvmParams
 from flute.learn.tree_models import BoostingParams, DecisionTreeParams, RandomForestParams
 
@@ -86,7 +87,21 @@ class LinearSvmSpec(_Strict):
         return LinearSvmParams(self.loss, self.l2)
 
 
+class MlpSpec(_Strict):
+    """Federated one-hidden-layer network by FedAvg/FedProx/FedAdam local steps (F-HUF-7)."""
+
+    name: Literal["mlp"]
+    hidden_units: int = Field(default=8, ge=1, le=256)
+    l2: float = Field(default=1e-3, ge=0.0, le=1e3)
+    activation: Literal["tanh", "relu"] = "tanh"
+    class_weight: ClassWeight = "none"
+
+    def params(self) -> MlpParams:
+        return MlpParams(self.hidden_units, self.l2, self.activation)
+
+
 TREE_SPECS = (DecisionTreeSpec, RandomForestSpec, GbdtSpec)
+LOCAL_STEP_SPECS = (LinearSvmSpec, MlpSpec)
 
 
 class ChoiceRange(_Strict):

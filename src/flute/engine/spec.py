@@ -18,7 +18,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from flute.cohort.variables import VARIABLE_NAMES
-from flute.engine.model_specs import TREE_SPECS, DecisionTreeSpec, GbdtSpec, LinearSvmSpec, RandomForestSpec, TuningSpec
+from flute.engine.model_specs import LOCAL_STEP_SPECS, TREE_SPECS, DecisionTreeSpec, GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec, TuningSpec
 from flute.evaluate.grid import ScoreGrid
 
 SPEC_VERSION = 1
@@ -71,7 +71,7 @@ class LogisticRegressionSpec(_Strict):
 
 
 ModelSpec = Annotated[
-    Union[LogisticRegressionSpec, DecisionTreeSpec, RandomForestSpec, GbdtSpec, LinearSvmSpec], Field(discriminator="name")
+    Union[LogisticRegressionSpec, DecisionTreeSpec, RandomForestSpec, GbdtSpec, LinearSvmSpec, MlpSpec], Field(discriminator="name")
 ]
 
 
@@ -279,14 +279,14 @@ class StudySpec(_Strict):
     @model_validator(mode="after")
     def _model_fits_the_study(self) -> StudySpec:
         """Trees are grown from histograms (no strategy applies) on a grid of standardised inputs;
-        the SVM trains by local steps; tuning names only options of the model (F-HUF-9/10)."""
+        the SVM and MLP train by local steps; tuning names only options of the model (F-HUF-9/10)."""
         if isinstance(self.model, TREE_SPECS):
             if not isinstance(self.strategy, NewtonSpec):
                 raise ValueError(f"model {self.model.name!r} is grown from aggregated histograms; leave out strategy (got {self.strategy.name!r})")
             if not self.preprocessing.standardise:
                 raise ValueError(f"model {self.model.name!r} bins standardised inputs; set preprocessing.standardise = true")
-        if isinstance(self.model, LinearSvmSpec) and not isinstance(self.strategy, (FedAvgSpec, FedProxSpec, FedAdamSpec)):
-            raise ValueError(f"model 'linear_svm' trains by local steps; set strategy.name to fedavg, fedprox or fedadam (got {self.strategy.name!r})")
+        if isinstance(self.model, LOCAL_STEP_SPECS) and not isinstance(self.strategy, (FedAvgSpec, FedProxSpec, FedAdamSpec)):
+            raise ValueError(f"model {self.model.name!r} trains by local steps; set strategy.name to fedavg, fedprox or fedadam (got {self.strategy.name!r})")
         if self.tuning is not None:
             unknown = sorted(set(self.tuning.space) - set(type(self.model).model_fields) | ({"name"} & set(self.tuning.space)))
             if unknown:
