@@ -38,6 +38,7 @@ class MessageKind(str, Enum):
     BINS = "query.bins"
     HISTOGRAMS = "train.histograms"
     SVM_FIT = "train.svm"
+    MLP_FIT = "train.mlp"
     PLATT = "train.platt"
     MODEL_SCORES = "evaluate.model"
 
