@@ -1,4 +1,4 @@
-"""Trees, forests, boosting and the linear SVM through the engine (F-HUF-4..6, F-SRS-5): an
+"""Trees, forests, boosting, the linear SVM and the MLP through the engine (F-HUF-4..7, F-SRS-5): an
 embedded study over three in-memory hubs trains exactly the model the same algorithm trains
 in-process over the hubs' rows, validates it by histograms (CV and leave-one-hub-out), keeps it
 in its result, and under secure aggregation reveals no hub's answer."""
@@ -20,7 +20,7 @@ from flute.engine.sources import InMemorySource
 from flute.engine import tree_steps
 from flute.engine.tree_records import HistIns
 from flute.evaluate.discrimination import auroc
-from flute.learn.federated_estimators import FederatedLinearSvm
+from flute.learn.federated_estimators import FederatedLinearSvm, FederatedMlp
 from flute.learn.preprocess import Standardiser
 from flute.learn.tree_models import Partitions, TreeEnsemble, fit_tree_model
 
@@ -31,6 +31,7 @@ MODELS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "random_forest": ({"name": "random_forest", "n_trees": 4, "max_depth": 3, "min_rows_leaf": 10}, {}),
     "gbdt": ({"name": "gbdt", "n_trees": 4, "max_depth": 2, "learning_rate": 0.3}, {}),
     "linear_svm": ({"name": "linear_svm", "l2": 0.01}, {"strategy": {"name": "fedavg"}}),
+    "mlp": ({"name": "mlp", "hidden_units": 4}, {"strategy": {"name": "fedprox", "mu": 0.1}, "training": {"rounds": 30, "local_epochs": 3, "learning_rate": 0.5}}),
 }
 
 
@@ -43,12 +44,15 @@ def _in_process_model(spec_model: Any, spec: Any, final: TrainedModel) -> np.nda
     """The same algorithm run in-process over the hubs' rows, with the engine's preprocessing."""
     partitions = _hub_inputs(final)
     x = np.vstack([p[0] for p in partitions])
+    training = {
+        "max_rounds": spec.training.rounds, "tol": spec.training.tolerance,
+        "local_epochs": spec.training.local_epochs, "learning_rate": spec.training.learning_rate,
+    }  # fmt: skip
     if spec_model.name == "linear_svm":
-        svm = FederatedLinearSvm(
-            spec_model.params(), max_rounds=spec.training.rounds, tol=spec.training.tolerance,
-            local_epochs=spec.training.local_epochs, learning_rate=spec.training.learning_rate,
-        ).fit_partitions(partitions)  # fmt: skip
-        return svm.predict_proba(x)[:, 1]
+        return FederatedLinearSvm(spec_model.params(), **training).fit_partitions(partitions).predict_proba(x)[:, 1]
+    if spec_model.name == "mlp":
+        mlp = FederatedMlp(spec_model.params(), proximal_mu=spec.strategy.mu, seed=spec.seed, **training)
+        return mlp.fit_partitions(partitions).predict_proba(x)[:, 1]
     streams = [tree_steps.bootstrap_stream(name) for name in HUB_NAMES]
     model = fit_tree_model(spec_model.params(), Partitions(partitions, streams=streams), seed=spec.seed)
     return model.predict_risk(x)

@@ -1,4 +1,4 @@
-"""Hub handlers of the tree, forest, boosting and SVM messages: message in, `tree_steps` call on
+"""Hub handlers of the tree, forest, boosting, SVM and MLP messages: message in, `tree_steps` call on
 the hub's own table, answer out - in the clear, or as the hub's input to a secure-aggregation round
 when the coordinator announces one (every answer here is additive, or a weight vector averaged
 as a weighted sum). A study with PETs never gets these answers in the clear
@@ -42,6 +42,12 @@ def histograms(spec: StudySpec, table: StudyTable, content: RecordDict, context:
 def svm(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
     ins = TrainIns.from_record(content)
     result = tree_steps.svm_fit(spec, table, ins)
+    return _answer(spec, content, context, "a local model", result.to_record(), WeightedFitLayout(ins.weights.shape[0]).encode(result.fit))
+
+
+def mlp(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    ins = TrainIns.from_record(content)
+    result = tree_steps.mlp_fit(spec, table, ins)
     return _answer(spec, content, context, "a local model", result.to_record(), WeightedFitLayout(ins.weights.shape[0]).encode(result.fit))
 
 

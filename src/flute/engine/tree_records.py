@@ -1,9 +1,10 @@
-"""Typed payloads of the tree, forest, boosting and SVM messages (see `flute.engine.records` for
+"""Typed payloads of the tree, forest, boosting, SVM and MLP messages (see `flute.engine.records` for
 the shared parts and the reading helpers).
 
     query.bins         BinsIns   -> BinsRes        fine-grid counts of the model inputs (additive)
     train.histograms   HistIns   -> HistRes        per open node x feature x bin sums (additive)
     train.svm          TrainIns  -> FitRes         locally trained SVM weights
+    train.mlp          TrainIns  -> FitRes         locally trained MLP parameter vector
     train.platt        PlattIns  -> NewtonRes      Newton sums of the Platt map (additive)
 
 Trees travel as the parameter vectors of `flute.learn.models` (the same form results store), so

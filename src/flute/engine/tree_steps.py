@@ -1,10 +1,11 @@
-"""What a hub computes for the tree, forest, boosting and SVM messages, and for scoring any model
-of the registry (F-HUF-4..6, F-SRS-5).
+"""What a hub computes for the tree, forest, boosting, SVM and MLP messages, and for scoring any
+model of the registry (F-HUF-4..7, F-SRS-5).
 
 As in `flute.engine.hub_steps`, every request is checked against the hub's own copy of the spec:
 the histogram kind must be the one its model grows from, a forest's bootstrap seed must be the
-study seed, trees must decode as the study's model with the study's features, and SVM options
-(loss, penalty, epochs, learning rate, proximal term) come from the spec, not from messages.
+study seed, trees must decode as the study's model with the study's features, and SVM and MLP
+options (loss, penalty, size, epochs, learning rate, proximal term) come from the spec, not from
+messages.
 Only sums over rows and model parameters leave these functions (URS-1, URS-12).
 """
 
@@ -16,13 +17,14 @@ import numpy as np
 
 from flute.cohort.table import StudyTable
 from flute.engine.hub_steps import HubRefusal, select_rows
-from flute.engine.model_specs import GbdtSpec, LinearSvmSpec, RandomForestSpec
+from flute.engine.model_specs import GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec
 from flute.engine.records import EvalIns, EvalRes, FitRes, NewtonRes, Preprocessing, RowSelection, TrainIns
 from flute.engine.spec import FedProxSpec, StudySpec
 from flute.engine.tree_records import BinsIns, BinsRes, HistIns, HistRes, PlattIns
 from flute.evaluate.summary import summarise_scores
 from flute.learn.binning import FineGrid, QuantileBins, fine_histograms
 from flute.learn.logistic import LogisticObjective
+from flute.learn.mlp import local_mlp_descent, n_parameters
 from flute.learn.models import ModelFormatError, decode
 from flute.learn.preprocess import Standardiser
 from flute.learn.svm import local_svm_descent, platt_sums
@@ -70,8 +72,7 @@ def _check_histogram_request(spec: StudySpec, ins: HistIns) -> None:
     wants_bootstrap = isinstance(model, RandomForestSpec) and model.bootstrap
     if ins.bootstrap != wants_bootstrap or (ins.bootstrap and ins.seed != spec.seed):
         raise HubRefusal("the request's bootstrap settings differ from the study spec's model and seed")
-    if spec.model.class_weight == "none" and ins.class_weights != (1.0, 1.0):
-        raise HubRefusal(f"the spec has class_weight 'none' but the request carries class weights {ins.class_weights}")
+    _check_class_weights(spec, ins.class_weights)
     max_bins = model.max_bins  # type: ignore[union-attr]
     if len(ins.cuts) != len(spec.cohort.variables) or any(c.shape[0] > max_bins - 1 or np.any(np.diff(c) <= 0) for c in ins.cuts):
         raise HubRefusal(f"bin cuts must be increasing, one set per study variable, at most {max_bins - 1} each")
@@ -94,6 +95,36 @@ def histograms(spec: StudySpec, table: StudyTable, ins: HistIns, hub: str) -> Hi
     return HistRes(sums)
 
 
+def _proximal_mu(spec: StudySpec) -> float:
+    return spec.strategy.mu if isinstance(spec.strategy, FedProxSpec) else 0.0
+
+
+def _check_class_weights(spec: StudySpec, class_weights: tuple[float, float]) -> None:
+    if spec.model.class_weight == "none" and class_weights != (1.0, 1.0):
+        raise HubRefusal(f"the spec has class_weight 'none' but the request carries class weights {class_weights}")
+
+
+def mlp_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
+    if not isinstance(spec.model, MlpSpec):
+        raise HubRefusal(f"an MLP step was requested, but the study's model is {spec.model.name!r}")
+    _check_class_weights(spec, ins.class_weights)
+    expected = n_parameters(len(spec.cohort.variables), spec.model.hidden_units)
+    if ins.weights.shape != (expected,):
+        raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's MLP has {expected} parameters")
+    data = model_inputs(spec, table, ins.rows, ins.preprocessing)
+    fit = local_mlp_descent(
+        ins.weights,
+        data.features,
+        data.labels,
+        ins.class_weights,
+        spec.model.params(),
+        epochs=spec.training.local_epochs,
+        learning_rate=spec.training.learning_rate,
+        proximal_mu=_proximal_mu(spec),
+    )
+    return FitRes(fit)
+
+
 def _svm_spec(spec: StudySpec) -> LinearSvmSpec:
     if not isinstance(spec.model, LinearSvmSpec):
         raise HubRefusal(f"an SVM step was requested, but the study's model is {spec.model.name!r}")
@@ -102,8 +133,7 @@ def _svm_spec(spec: StudySpec) -> LinearSvmSpec:
 
 def svm_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
     model = _svm_spec(spec)
-    if model.class_weight == "none" and ins.class_weights != (1.0, 1.0):
-        raise HubRefusal(f"the spec has class_weight 'none' but the request carries class weights {ins.class_weights}")
+    _check_class_weights(spec, ins.class_weights)
     if ins.weights.shape != (len(spec.cohort.variables) + 1,):
         raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's SVM has {len(spec.cohort.variables) + 1}")
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)
@@ -115,7 +145,7 @@ def svm_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
         model.loss,
         epochs=spec.training.local_epochs,
         learning_rate=spec.training.learning_rate,
-        proximal_mu=spec.strategy.mu if isinstance(spec.strategy, FedProxSpec) else 0.0,
+        proximal_mu=_proximal_mu(spec),
     )
     return FitRes(fit)
 

@@ -1,11 +1,12 @@
-"""Coordinator-side training of the tree, forest, boosting and SVM models over the hubs
-(F-HUF-4..6): the `Coordinator` hands every task of such a study to `train_model_task`.
+"""Coordinator-side training of the tree, forest, boosting, SVM and MLP models over the hubs
+(F-HUF-4..7): the `Coordinator` hands every task of such a study to `train_model_task`.
 
 A task runs the same federated preprocessing as logistic regression, then
 - trees: shared quantile bins from the hubs' fine-grid counts, and level-wise growth from the
   hubs' summed node histograms (`flute.learn.tree_models.fit_tree_model` over `HubTreeFederation`);
 - SVM: averaging rounds of the hubs' local SVM steps, then federated Newton for the Platt map
-  (`flute.learn.svm.train_linear_svm`).
+  (`flute.learn.svm.train_linear_svm`);
+- MLP: averaging rounds of the hubs' local network steps from a vector seeded by the study seed.
 Every hub answer here is a sum over rows (or locally trained weights); under pets.mode 'secagg'
 each is securely aggregated like logistic regression's. The trained model travels as its parameter
 vector (`flute.learn.models`), so scoring, results and checkpoints treat every model alike. A task
@@ -21,14 +22,16 @@ import numpy as np
 
 from flute.engine.additive import NewtonLayout, WeightedFitLayout
 from flute.engine.flower import RecordDict
-from flute.engine.model_specs import LinearSvmSpec
+from flute.engine.model_specs import LinearSvmSpec, MlpSpec
 from flute.engine.records import FitRes, MessageKind, NewtonRes, Preprocessing, RowSelection, TrainIns
 from flute.engine.result import Task, TrainedModel
 from flute.engine.tree_records import BinsIns, BinsRes, HistIns, HistRes, HistogramKind, PlattIns
 from flute.learn.binning import FineGrid, QuantileBins
 from flute.learn.logistic import LocalFit, LogisticObjective, NewtonSums, zero_weights
+from flute.learn.mlp import MlpModel, initial_vector
 from flute.learn.models import encode
 from flute.learn.svm import PlattResults, train_linear_svm
+from flute.learn.training import LocalResults, run_rounds
 from flute.learn.tree import OpenNode, Tree
 from flute.learn.tree_models import TreeEnsemble, fit_tree_model
 
@@ -112,19 +115,26 @@ class HubTreeFederation:
         return summed
 
 
+def _local_fits(
+    messaging: _TaskMessaging, kind: MessageKind, rows: RowSelection, preprocessing: Preprocessing, class_weights: tuple[float, float]
+) -> LocalResults:
+    """The hubs' locally trained parameter vectors of one averaging round (SVM, MLP)."""
+
+    def local_fits(round_number: int, weights: np.ndarray) -> list[LocalFit]:
+        content = TrainIns(round_number, weights, rows, preprocessing, class_weights).to_record()
+        layout = WeightedFitLayout(weights.shape[0])
+        answers = messaging.total(kind, content, length=layout.length)
+        if isinstance(answers, np.ndarray):
+            return [layout.decode(answers)]
+        return [FitRes.from_record(answer).fit for answer in answers]
+
+    return local_fits
+
+
 def _train_svm(
     coordinator: Coordinator, messaging: _TaskMessaging, model: LinearSvmSpec, rows: RowSelection, preprocessing: Preprocessing, class_weights: tuple[float, float]
 ) -> tuple[np.ndarray, int, bool]:
     spec = coordinator.spec
-    n_weights = len(spec.cohort.variables) + 1
-
-    def local_fits(round_number: int, weights: np.ndarray) -> list[LocalFit]:
-        content = TrainIns(round_number, weights, rows, preprocessing, class_weights).to_record()
-        layout = WeightedFitLayout(n_weights)
-        answers = messaging.total(MessageKind.SVM_FIT, content, length=layout.length)
-        if isinstance(answers, np.ndarray):
-            return [layout.decode(answers)]
-        return [FitRes.from_record(answer).fit for answer in answers]
 
     def platt_results(weights: np.ndarray) -> PlattResults:
         def sums(round_number: int, platt: np.ndarray) -> list[NewtonSums]:
@@ -140,12 +150,29 @@ def _train_svm(
     fitted, trace = train_linear_svm(
         coordinator.aggregator,
         LogisticObjective(model.l2, class_weights),
-        zero_weights(n_weights - 1),
-        local_fits,
+        zero_weights(len(spec.cohort.variables)),
+        _local_fits(messaging, MessageKind.SVM_FIT, rows, preprocessing, class_weights),
         platt_results,
         max_rounds=spec.training.rounds,
         tolerance=spec.training.tolerance,
     )
+    return encode(fitted), trace.rounds, trace.converged
+
+
+def _train_mlp(
+    coordinator: Coordinator, messaging: _TaskMessaging, model: MlpSpec, rows: RowSelection, preprocessing: Preprocessing, class_weights: tuple[float, float]
+) -> tuple[np.ndarray, int, bool]:
+    spec = coordinator.spec
+    params, n_inputs = model.params(), len(spec.cohort.variables)
+    trace = run_rounds(
+        coordinator.aggregator,
+        LogisticObjective(class_weights=class_weights),  # the hubs apply the penalty in their local steps
+        initial_vector(n_inputs, params, spec.seed),
+        _local_fits(messaging, MessageKind.MLP_FIT, rows, preprocessing, class_weights),
+        max_rounds=spec.training.rounds,
+        tolerance=spec.training.tolerance,
+    )
+    fitted = MlpModel(trace.weights, n_inputs, params.hidden_units, params.activation)
     return encode(fitted), trace.rounds, trace.converged
 
 
@@ -158,6 +185,8 @@ def train_model_task(coordinator: Coordinator, task: Task, train_rows: RowSelect
     messaging = _TaskMessaging(coordinator, task, required)
     if isinstance(spec.model, LinearSvmSpec):
         vector, rounds, converged = _train_svm(coordinator, messaging, spec.model, train_rows, preprocessing, class_weights)
+    elif isinstance(spec.model, MlpSpec):
+        vector, rounds, converged = _train_mlp(coordinator, messaging, spec.model, train_rows, preprocessing, class_weights)
     else:
         federation = HubTreeFederation(messaging, train_rows, preprocessing, class_weights, spec.seed)
         vector = encode(fit_tree_model(spec.model.params(), federation, seed=spec.seed))
