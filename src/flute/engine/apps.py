@@ -204,7 +204,7 @@ def secagg_unmask(message: Message, context: Context) -> Message:
     return _secagg_stage(message, context, PetMessageKind.SECAGG_UNMASK)
 
 
-# Trees, forests, boosting, SVM and scoring of any registry model (flute.engine.tree_handlers).
+# Trees, forests, boosting, SVM, MLP and scoring of any registry model (flute.engine.tree_handlers).
 
 
 @client_app.query("bins")
@@ -220,6 +220,11 @@ def histograms(message: Message, context: Context) -> Message:
 @client_app.train("svm")
 def svm(message: Message, context: Context) -> Message:
     return _on_hub_table(message, context, tree_handlers.svm)
+
+
+@client_app.train("mlp")
+def mlp(message: Message, context: Context) -> Message:
+    return _on_hub_table(message, context, tree_handlers.mlp)
 
 
 @client_app.train("platt")
