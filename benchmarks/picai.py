@@ -20,9 +20,9 @@ Predictors: age, log PSA, log prostate volume, case PI-RADS (largest integer of 
 Label: case_csPCa. Rows lacking a predictor are left out (complete cases), and counted.
 
 Model zoo (`--models`, default all; `benchmarks/picai_models.py`): decision tree, random forest,
-gradient-boosted trees and linear SVM, federated vs the same algorithm on pooled rows.
+gradient-boosted trees, linear SVM and MLP, federated vs the same algorithm on pooled rows.
 
-Usage: .venv/bin/python benchmarks/picai.py [--data PATH] [--json PATH] [--models lr,tree,forest,gbdt,svm]
+Usage: .venv/bin/python benchmarks/picai.py [--data PATH] [--json PATH] [--models lr,tree,forest,gbdt,svm,mlp]
 The marksheet is public but not shipped: without it the benchmark says so and exits 0.
 """
 
@@ -341,8 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="PI-CAI marksheet.csv")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as a flat JSON object")
     parser.add_argument(
-        "--models", default="lr,tree,forest,gbdt,svm",
-        help="comma-separated arms: lr (logistic regression with the local-only, leave-one-centre-out and PET arms), tree, forest, gbdt, svm",
+        "--models", default="lr,tree,forest,gbdt,svm,mlp",
+        help="comma-separated arms: lr (logistic regression with the local-only, leave-one-centre-out and PET arms), tree, forest, gbdt, svm, mlp",
     )  # fmt: skip
     args = parser.parse_args(argv)
     if not args.data.is_file():

@@ -1,5 +1,5 @@
 """The model-zoo arms of the PI-CAI benchmark (`benchmarks/picai.py --models ...`): decision tree,
-random forest, gradient-boosted trees and linear SVM, each federated over the three centres and
+random forest, gradient-boosted trees, linear SVM and MLP, each federated over the three centres and
 centralised on the pooled rows, on the same 5-fold CV folds as the logistic regression arms.
 
 - federated: the embedded engine (ServerApp/ClientApp over the in-process Grid), CV only;
@@ -7,7 +7,8 @@ centralised on the pooled rows, on the same 5-fold CV folds as the logistic regr
   pooled training rows of each fold, with the same preprocessing (log, standardise from the
   pooled training rows): the federated-vs-centralised gap measures what federation costs;
 - scikit-learn reference (context, not the gap): DecisionTreeClassifier, RandomForestClassifier,
-  HistGradientBoostingClassifier and LinearSVC (squared hinge) with matching hyperparameters.
+  HistGradientBoostingClassifier, LinearSVC (squared hinge) and MLPClassifier (Adam) with
+  matching hyperparameters.
 
 Hyperparameters are fixed below (chosen once on PI-CAI for speed and accuracy); the federated
 search of `flute.engine.tuning` can tune them.
@@ -21,7 +22,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-MODEL_KEYS = ("tree", "forest", "gbdt", "svm")
+MODEL_KEYS = ("tree", "forest", "gbdt", "svm", "mlp")
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,10 @@ def model_arms(seed: int) -> dict[str, ModelArm]:
     from sklearn.svm import LinearSVC
     from sklearn.tree import DecisionTreeClassifier
 
-    from flute.learn.federated_estimators import FederatedLinearSvm, FederatedTreeClassifier
+    from sklearn.neural_network import MLPClassifier
+
+    from flute.learn.federated_estimators import FederatedLinearSvm, FederatedMlp, FederatedTreeClassifier
+    from flute.learn.mlp import MlpParams
     from flute.learn.svm import LinearSvmParams
     from flute.learn.tree_models import BoostingParams, DecisionTreeParams, RandomForestParams
 
@@ -47,6 +51,7 @@ def model_arms(seed: int) -> dict[str, ModelArm]:
     forest = RandomForestParams(n_trees=50, max_depth=6, min_rows_leaf=40, max_features=0.75)
     gbdt = BoostingParams(n_trees=60, max_depth=2, learning_rate=0.1, min_child_weight=5.0)
     svm = LinearSvmParams(loss="squared_hinge", l2=0.01)
+    mlp = MlpParams(hidden_units=4, l2=0.01, activation="tanh")
     return {
         "tree": ModelArm(
             "tree", "decision tree", {"name": "decision_tree", "max_depth": 6, "min_rows_leaf": 30}, None,
@@ -69,6 +74,12 @@ def model_arms(seed: int) -> dict[str, ModelArm]:
             "svm", "linear SVM (FedAvg, Platt)", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"},
             lambda: FederatedLinearSvm(svm, max_rounds=200, local_epochs=5, learning_rate=0.5),
             lambda n: LinearSVC(loss="squared_hinge", C=1.0 / (0.01 * n), max_iter=10_000),
+        ),
+        "mlp": ModelArm(
+            "mlp", "MLP (4 tanh units, FedAvg)", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"},
+            lambda: FederatedMlp(mlp, max_rounds=200, local_epochs=5, learning_rate=0.5, seed=seed),
+            # scikit-learn's penalty is alpha / (2 n) ||W||^2, FLUTE's (l2 / 2) ||W||^2
+            lambda n: MLPClassifier(hidden_layer_sizes=(4,), activation="tanh", alpha=0.01 * n, max_iter=2000, random_state=0),
         ),
     }  # fmt: skip
 
