@@ -13,6 +13,7 @@ from flute.governance import misuse
 from flute.governance.access import AccessDecision, AccessError, AccessRequest, Grant, RequestStatus, check_decision
 from flute.governance.audit import AuditTrail, verify
 from flute.governance.fhir_export import capability_statement, consent_resource, searchset_bundle
+from flute.governance.keys import load_node_keys
 from flute.hub.consent import ConsentRefused, ConsentRegister
 from flute.hub.ledger import BudgetExceeded
 from flute.hub.node import init_hub, open_hub
@@ -22,7 +23,6 @@ from .r4b import r4b_problems
 from .ui_support import DECLARATION, HUB
 
 NOW = datetime(2026, 11, 22, 10, 0, tzinfo=UTC)
-KEY = b"k" * 32
 
 
 def _request(request_id: str = "r1", fields: tuple[str, ...] = ("psa", "pirads", "dre")) -> AccessRequest:
@@ -40,7 +40,7 @@ def register(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Consent
     home = tmp_path / "hub"
     init_hub(home, HUB, db_url)
     hub = open_hub(home)
-    register = ConsentRegister(hub.store, HUB, AuditTrail(KEY))
+    register = ConsentRegister(hub.store, HUB, AuditTrail(load_node_keys(home).audit_key))
     register.declare(DECLARATION, "owner")
     yield register
     hub.store.close()
@@ -80,7 +80,7 @@ def test_grant_restricts_fields_sets_the_budget_and_is_audited(register: Consent
     uses = register.recent_uses(DECLARATION.dataset)
     assert [use.allowed for use in reversed(uses)] == [False, True, False, False, False]
     with open_hub(tmp_path / "hub") as hub, hub.store.engine.connect() as connection:
-        audit = verify(connection, key=KEY)
+        audit = verify(connection, key=load_node_keys(tmp_path / "hub").audit_key)
     assert audit.intact and audit.entries >= 7
 
 

@@ -16,10 +16,12 @@ Routes:
 
 from __future__ import annotations
 
+import html
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
+from markupsafe import Markup
 from pydantic import BaseModel, Field
 
 from flute.coordinator.registry import PoliciesNotAccepted, Registry
@@ -54,10 +56,10 @@ def _bad(exc: Exception) -> HTTPException:
     return HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(exc))
 
 
-def _page(title: str, body_html: str) -> HTMLResponse:
+def _page(title: str, body_html: Markup | str) -> HTMLResponse:
     return HTMLResponse(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>"
-        f"{title}</title></head><body><main>{body_html}</main></body></html>"
+        f"{html.escape(title)}</title></head><body><main>{body_html}</main></body></html>"
     )
 
 

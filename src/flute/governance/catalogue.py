@@ -107,6 +107,35 @@ class DatasetDeclaration:
                 f"dataset {self.dataset!r}: coverage starts {self.coverage_start} after it ends {self.coverage_end}"
             )
 
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "title": self.title,
+            "description": self.description,
+            "conditions_of_use": self.conditions_of_use,
+            "contact": self.contact,
+            "guidance": self.guidance,
+            "coverage_start": self.coverage_start.isoformat() if self.coverage_start else None,
+            "coverage_end": self.coverage_end.isoformat() if self.coverage_end else None,
+            "open_access": self.open_access,
+            "exact_size_allowed": self.exact_size_allowed,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], *, source: str) -> DatasetDeclaration:
+        return cls(
+            dataset=_text(data, "dataset", source),
+            title=_text(data, "title", source),
+            description=_text(data, "description", source),
+            conditions_of_use=_text(data, "conditions_of_use", source),
+            contact=_text(data, "contact", source),
+            guidance=_text(data, "guidance", source),
+            coverage_start=_date(data.get("coverage_start"), f"{source}.coverage_start"),
+            coverage_end=_date(data.get("coverage_end"), f"{source}.coverage_end"),
+            open_access=bool(data.get("open_access", False)),
+            exact_size_allowed=bool(data.get("exact_size_allowed", False)),
+        )
+
 
 @dataclass(frozen=True)
 class VariableAvailability:
@@ -136,19 +165,9 @@ class DatasetMetadata:
         return NO_VALUES
 
     def to_json(self) -> dict[str, Any]:
-        d = self.declaration
         return {
             "hub": self.hub,
-            "dataset": d.dataset,
-            "title": d.title,
-            "description": d.description,
-            "conditions_of_use": d.conditions_of_use,
-            "contact": d.contact,
-            "guidance": d.guidance,
-            "coverage_start": d.coverage_start.isoformat() if d.coverage_start else None,
-            "coverage_end": d.coverage_end.isoformat() if d.coverage_end else None,
-            "open_access": d.open_access,
-            "exact_size_allowed": d.exact_size_allowed,
+            **self.declaration.to_json(),
             "size": self.size,
             "variables": {item.name: item.band for item in self.variables},
             "data_as_of": self.data_as_of.isoformat() if self.data_as_of else None,
@@ -161,18 +180,7 @@ class DatasetMetadata:
         if not isinstance(data, dict):
             raise CatalogueError(f"{source}: expected a JSON object, got {type(data).__name__}")
         try:
-            declaration = DatasetDeclaration(
-                dataset=_text(data, "dataset", source),
-                title=_text(data, "title", source),
-                description=_text(data, "description", source),
-                conditions_of_use=_text(data, "conditions_of_use", source),
-                contact=_text(data, "contact", source),
-                guidance=_text(data, "guidance", source),
-                coverage_start=_date(data.get("coverage_start"), f"{source}.coverage_start"),
-                coverage_end=_date(data.get("coverage_end"), f"{source}.coverage_end"),
-                open_access=bool(data.get("open_access", False)),
-                exact_size_allowed=bool(data.get("exact_size_allowed", False)),
-            )
+            declaration = DatasetDeclaration.from_json(data, source=source)
             variables = data.get("variables", {})
             if not isinstance(variables, dict):
                 raise CatalogueError(f"{source}.variables: expected an object of variable name -> band")

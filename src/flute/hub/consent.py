@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -89,7 +89,7 @@ class ConsentRegister:
     def declare(self, declaration: DatasetDeclaration, by: str) -> None:
         """Create or replace a dataset's declaration (what the owner states in the catalogue)."""
         now = datetime.now(UTC)
-        body = json.dumps(_declaration_json(declaration), sort_keys=True)
+        body = json.dumps(declaration.to_json(), sort_keys=True)
         table = DatasetDeclarationRecord.__table__
         with self._engine.begin() as connection:
             exists = connection.execute(select(table.c.dataset).where(table.c.dataset == declaration.dataset)).first()
@@ -102,8 +102,8 @@ class ConsentRegister:
     def declarations(self) -> list[DatasetDeclaration]:
         table = DatasetDeclarationRecord.__table__
         with self._engine.connect() as connection:
-            rows = connection.execute(select(table.c.declaration).order_by(table.c.dataset)).all()
-        return [_declaration_from_json(json.loads(row.declaration)) for row in rows]
+            rows = connection.execute(select(table.c.dataset, table.c.declaration).order_by(table.c.dataset)).all()
+        return [DatasetDeclaration.from_json(json.loads(row.declaration), source=f"declaration of dataset {row.dataset}") for row in rows]
 
     def declaration(self, dataset: str) -> DatasetDeclaration:
         for declaration in self.declarations():
@@ -141,6 +141,8 @@ class ConsentRegister:
         if request.hub != self.hub:
             raise ConsentError(f"request {request.request_id} is for hub {request.hub!r}, not this hub {self.hub!r}")
         self.declaration(request.dataset)
+        if request.request_id in self.decided_requests():
+            raise ConsentError(f"request {request.request_id} was already decided on this hub")
         if decision.approved:
             assert decision.epsilon is not None and decision.delta is not None  # check_decision
             self.ledger.set_budget(request.study, self.hub, decision.epsilon, decision.delta)
@@ -333,25 +335,6 @@ class ConsentRegister:
 def _utc(moment: datetime) -> datetime:
     """SQLite returns naive datetimes for timezone-aware columns; everything here is stored in UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _declaration_json(declaration: DatasetDeclaration) -> dict[str, Any]:
-    return {
-        **declaration.__dict__,
-        "coverage_start": declaration.coverage_start.isoformat() if declaration.coverage_start else None,
-        "coverage_end": declaration.coverage_end.isoformat() if declaration.coverage_end else None,
-    }
-
-
-def _declaration_from_json(data: dict[str, Any]) -> DatasetDeclaration:
-    return DatasetDeclaration(
-        **{
-            **data,
-            "coverage_start": date.fromisoformat(data["coverage_start"]) if data.get("coverage_start") else None,
-            "coverage_end": date.fromisoformat(data["coverage_end"]) if data.get("coverage_end") else None,
-        }
-    )
-
 
 
 def consent_guard(home: Path, study: str, fields: Sequence[str], operation: str, *, cohort_size: int | None = None) -> Grant | None:
