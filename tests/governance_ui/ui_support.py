@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,10 +138,6 @@ def live_server() -> Iterator[Callable[[FastAPI], str]]:
     for server, thread in servers:
         server.should_exit = True
         thread.join(timeout=10)
-
-
-def now() -> datetime:
-    return datetime.now(UTC)
 
 
 CHROMIUM = Path("/usr/bin/chromium")

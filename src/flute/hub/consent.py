@@ -135,8 +135,8 @@ class ConsentRegister:
     # -- decisions -----------------------------------------------------------------------------
 
     def decide(self, request: AccessRequest, decision: AccessDecision) -> Grant | None:
-        """Store the owner's decision; an approval also sets the study's budget on the dataset.
-        Returns the grant of an approval."""
+        """Store the owner's decision; an approval also sets the study's budget on this hub's
+        rows (ledger dataset = hub name). Returns the grant of an approval."""
         check_decision(request, decision)
         if request.hub != self.hub:
             raise ConsentError(f"request {request.request_id} is for hub {request.hub!r}, not this hub {self.hub!r}")
@@ -294,15 +294,6 @@ class ConsentRegister:
         ]
 
     # -- alerts --------------------------------------------------------------------------------
-
-    def raise_alert(self, finding: misuse.Finding) -> None:
-        """Store a finding of a rule run outside the guard (e.g. a periodic budget-burn check)."""
-        with self._engine.begin() as connection:
-            connection.execute(
-                insert(MisuseAlertRecord).values(
-                    rule=finding.rule.value, study=finding.study, dataset=finding.dataset, message=finding.message, raised_at=datetime.now(UTC)
-                )
-            )
 
     def alerts(self, *, open_only: bool = False) -> list[Alert]:
         table = MisuseAlertRecord.__table__.c
