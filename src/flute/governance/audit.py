@@ -27,8 +27,9 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, Engine, Row, select, update
 
 from flute.governance.models import AuditEntryRecord, AuditHeadRecord
 from flute.governance.schema_0001 import GENESIS_HASH
@@ -164,6 +165,23 @@ class AuditTrail:
 
     def verify(self, connection: Connection, anchor: ChainHead | None = None) -> AuditVerification:
         return verify(connection, key=self.key, anchor=anchor)
+
+
+#: The trail of each node database opened through its home (`bind_trail`), so code that only
+#: holds a connection (an import, a withdrawal, a budget charge) records with the node's key.
+_BOUND_TRAILS: WeakKeyDictionary[Engine, AuditTrail] = WeakKeyDictionary()
+
+
+def bind_trail(engine: Engine, trail: AuditTrail) -> None:
+    """Make `trail` the one `record` uses for connections of `engine`."""
+    _BOUND_TRAILS[engine] = trail
+
+
+def record(connection: Connection, action: str, target: str, details: Mapping[str, Any] | None = None, *, actor: str | None = None) -> AuditEntry:
+    """Append with the trail bound to the connection's engine; a database opened without its
+    home (an embedded, in-memory hub) gets entries without HMAC, chained all the same."""
+    trail = _BOUND_TRAILS.get(connection.engine) or AuditTrail(key=None)
+    return trail.append(connection, action, target, details, actor=actor)
 
 
 def iter_entries(connection: Connection) -> Iterator[AuditEntry]:

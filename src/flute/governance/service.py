@@ -20,7 +20,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
-from flute.governance.audit import AuditTrail
+from flute.governance.audit import AuditTrail, bind_trail
 from flute.governance.identity import IdentityError, IdentityService, LoginRefused, parse_roles
 from flute.governance.keys import load_node_keys
 from flute.governance.policy import SecurityPolicy
@@ -318,5 +318,6 @@ def open_context(home: Path, engine: Engine, organisation: str | None, policy: S
     first use), audit trail and identity service."""
     keys = load_node_keys(home)
     audit = AuditTrail(key=keys.audit_key)
+    bind_trail(engine, audit)
     identity = IdentityService(engine, token_key=keys.token_key, audit=audit, organisation=organisation, policy=policy)
     return ServiceContext(home=home, engine=engine, identity=identity, audit=audit, organisation=organisation)
