@@ -12,7 +12,9 @@ from sqlalchemy.engine import make_url
 
 from flute.fhir.extract import InclusionRule
 from flute.fhir.source import ImportUnit
-from flute.hub.home import HubConfig, connection_url, import_lock, load_config, load_key, new_config, write_home
+from flute.governance.audit import AuditTrail, bind_trail
+from flute.governance.keys import NodeKeyError, load_node_keys
+from flute.hub.home import HubConfig, HubHomeError, connection_url, import_lock, load_config, load_key, new_config, write_home
 from flute.hub.ingest import DEFAULT_CHUNK_ENTRIES, BatchReport, Ingestor
 from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore, create_store_engine, upgrade_schema
@@ -87,9 +89,17 @@ def init_hub(home: Path, name: str, db_url: str | None = None) -> HubConfig:
 
 
 def open_hub(home: Path) -> Hub:
+    """The hub at `home`. Its audit trail, keyed by the home's audit key, is bound to the
+    store's engine, so imports, withdrawals and budget charges are audited (F-SRS-8)."""
     config = load_config(home)
     pseudonymizer = Pseudonymizer(load_key(home), config.source_namespace)
-    return Hub(home=home, config=config, store=HubStore.open(connection_url(home, config)), pseudonymizer=pseudonymizer)
+    try:
+        audit_key = load_node_keys(home).audit_key
+    except NodeKeyError as exc:
+        raise HubHomeError(str(exc)) from exc
+    store = HubStore.open(connection_url(home, config))
+    bind_trail(store.engine, AuditTrail(key=audit_key))
+    return Hub(home=home, config=config, store=store, pseudonymizer=pseudonymizer)
 
 
 def upgrade_hub(home: Path) -> None:

@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from flute.cohort.table import StudyTable
+from flute.governance.audit import record
 from flute.hub.models import PatientRecord, StoredResource, StudyRowRecord, VARIABLE_COLUMNS, WithdrawalRecord
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
@@ -178,4 +179,5 @@ class HubStore:
             ).rowcount
             connection.execute(StudyRowRecord.__table__.delete().where(StudyRowRecord.pseudonym == pseudonym))
             connection.execute(WithdrawalRecord.__table__.insert().values(pseudonym=pseudonym, withdrawn_at=now, reason=reason))
+            record(connection, "withdrawal.create", f"patient:{pseudonym}", {"reason": reason, "resources_withdrawn": withdrawn})
         return Withdrawal(pseudonym=pseudonym, withdrawn_at=now, reason=reason, resources_withdrawn=withdrawn)
