@@ -13,8 +13,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.pool import StaticPool
 
 from flute.hub.ledger import BudgetExceeded, BudgetNotSet, LedgerError, PrivacyLedger, Reservation, ReservationNotPending
-from flute.hub.ledger_models import PrivacyBudgetRecord, PrivacyChargeRecord
-from flute.hub.models import Base
+from flute.hub.store import upgrade_schema
 
 from .ledger_support import cost
 
@@ -44,7 +43,7 @@ class LedgerMachine(RuleBasedStateMachine):
     @initialize()
     def open_ledger(self) -> None:
         engine = create_engine("sqlite://", poolclass=StaticPool)
-        Base.metadata.create_all(engine, tables=[PrivacyBudgetRecord.__table__, PrivacyChargeRecord.__table__])
+        upgrade_schema(engine)  # the whole hub schema: budget changes and charges are audited too
         self.ledger = PrivacyLedger(engine)
         self.model: dict[str, ModelBudget] = {}
 

@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy import BigInteger, Engine, cast, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from flute.governance.audit import record
 from flute.hub.ledger_models import ChargeStatus, PrivacyBudgetRecord, PrivacyChargeRecord
 from flute.privacy.dp.cost import DpCost, PrivacyUnit
 
@@ -168,6 +169,8 @@ class PrivacyLedger:
                             epsilon_charged=0, delta_charged=0, created_at=now, updated_at=now,
                         )
                     )
+                if not below_charges:
+                    record(connection, "budget.set", f"study:{study}", {"dataset": dataset, "epsilon": epsilon, "delta": delta})
         except IntegrityError as exc:
             raise LedgerError(f"the budget of study {study!r} on dataset {dataset!r} was created concurrently; run the command again") from exc
         if below_charges:
@@ -221,6 +224,11 @@ class PrivacyLedger:
                 .where(charge.id == reservation.charge_id, charge.status == ChargeStatus.RESERVED.value)
                 .values(status=ChargeStatus.COMMITTED.value, settled_at=datetime.now(UTC))
             ).rowcount
+            if settled:
+                record(connection, "privacy.charge.commit", f"study:{reservation.study}", {
+                    "dataset": reservation.dataset, "operation": reservation.operation, "charge": reservation.charge_id,
+                    "epsilon": reservation.cost.epsilon, "delta": reservation.cost.delta, "mechanism": reservation.cost.mechanism,
+                })
         if not settled:
             raise self._not_pending(reservation)
 
