@@ -38,6 +38,7 @@ from flute.fhir.issues import Issue, Severity
 from flute.fhir.references import subject_id
 from flute.fhir.source import ImportUnit, SourceEntry
 from flute.fhir.validate import check_references, validate_resource
+from flute.governance.audit import record
 from flute.hub.derive import derive_stale_rows
 from flute.hub.models import (
     BatchStatus,
@@ -446,6 +447,10 @@ class Ingestor:
             connection.execute(
                 update(batch).where(batch.c.id == report.batch_id).values(status=status.value, finished_at=datetime.now(UTC), note=note)
             )
+            record(connection, "data.import", f"batch:{report.batch_id}", {
+                "source": report.source, "status": status.value, "read": report.read, "stored": report.stored,
+                "unchanged": report.unchanged, "quarantined": report.quarantined, "note": note,
+            })
 
     def _write_chunk(self, units: Sequence[ImportUnit], report: BatchReport, *, allow_defer: bool) -> list[ImportUnit]:
         now = datetime.now(UTC)
