@@ -11,7 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ["FLWR_TELEMETRY_ENABLED"] = "0"
 os.environ["FLWR_DISABLE_UPDATE_CHECK"] = "1"
@@ -70,34 +70,41 @@ def record_from_bytes(data: bytes) -> RecordDict:
     return recorddict_from_proto(proto)
 
 
-# --- Deployment engine (flute.engine.deploy): the SuperLink's Control API client, FAB building,
-# and the SuperLink server itself (imported inside `serve_superlink`, only in that process).
-from flwr.cli.build import build_fab_from_files  # noqa: E402
-from flwr.common.serde import fab_to_proto, user_config_to_proto  # noqa: E402
-from flwr.proto.control_pb2 import (  # noqa: E402
-    ListNodesRequest,
-    ListRunsRequest,
-    RegisterNodeRequest,
-    StartRunRequest,
-)
-from flwr.supercore.control import ControlHttpClient  # noqa: E402
-from flwr.supercore.fab import Fab  # noqa: E402
-from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor  # noqa: E402
+# --- Deployment engine (flute.engine.deploy): the SuperLink's Control API client and FAB building.
+# Loaded on first access (PEP 562): every ClientApp process of a deployment imports this module,
+# and these imports would add about a second to each of them.
+_DEPLOYMENT_NAMES: dict[str, str] = {
+    "build_fab_from_files": "flwr.cli.build",
+    "fab_to_proto": "flwr.common.serde",
+    "user_config_to_proto": "flwr.common.serde",
+    "ListNodesRequest": "flwr.proto.control_pb2",
+    "ListRunsRequest": "flwr.proto.control_pb2",
+    "RegisterNodeRequest": "flwr.proto.control_pb2",
+    "StartRunRequest": "flwr.proto.control_pb2",
+    "ControlHttpClient": "flwr.supercore.control",
+    "Fab": "flwr.supercore.fab",
+    "RuntimeVersionHttpInterceptor": "flwr.supercore.interceptors",
+}
 
-__all__ += [
-    "ControlHttpClient",
-    "Fab",
-    "ListNodesRequest",
-    "ListRunsRequest",
-    "RegisterNodeRequest",
-    "RuntimeVersionHttpInterceptor",
-    "StartRunRequest",
-    "build_fab_from_files",
-    "fab_to_proto",
-    "serve_superlink",
-    "serve_supernode",
-    "user_config_to_proto",
-]
+__all__ += [*_DEPLOYMENT_NAMES, "serve_superlink", "serve_supernode"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _DEPLOYMENT_NAMES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+if TYPE_CHECKING:
+    from flwr.cli.build import build_fab_from_files  # noqa: F401
+    from flwr.common.serde import fab_to_proto, user_config_to_proto  # noqa: F401
+    from flwr.proto.control_pb2 import ListNodesRequest, ListRunsRequest, RegisterNodeRequest, StartRunRequest  # noqa: F401
+    from flwr.supercore.control import ControlHttpClient  # noqa: F401
+    from flwr.supercore.fab import Fab  # noqa: F401
+    from flwr.supercore.interceptors import RuntimeVersionHttpInterceptor  # noqa: F401
 
 
 def serve_superlink(argv: list[str], wrap_app: Callable[[Any], Any]) -> None:
