@@ -13,7 +13,7 @@ import typer
 if TYPE_CHECKING:
     from flute.governance.bootstrap import FirstAdmin
 
-app = typer.Typer(help="Identities of a node: the first administrator.", no_args_is_help=True)
+app = typer.Typer(help="Identities of a node: the first administrator, schema upgrades.", no_args_is_help=True)
 
 
 @app.command("init")
@@ -76,3 +76,17 @@ def _init_hub(home: Path, username: str) -> FirstAdmin:
     with open_hub(home) as hub:
         context = open_context(home, hub.store.engine, organisation=hub.config.name)
         return create_first_admin(context.identity, username=username, org_id=hub.config.name, org_name=hub.config.name, role=Role.DATA_OWNER_ADMIN)
+
+
+@app.command("upgrade")
+def upgrade(coordinator_home: Annotated[Path, typer.Option("--coordinator-home", help="The coordinator home whose database to migrate.")]) -> None:
+    """Apply pending schema migrations to the coordinator's database."""
+    from flute.coordinator.home import CoordinatorHomeError
+    from flute.coordinator.store import open_coordinator_engine
+
+    try:
+        open_coordinator_engine(coordinator_home, create=True).dispose()
+    except CoordinatorHomeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    typer.echo("coordinator database schema is up to date")

@@ -41,6 +41,6 @@ def open_coordinator_engine(home: Path, *, create: bool = False) -> Engine:
         engine.dispose()
         raise CoordinatorHomeError(
             f"the coordinator database at {home} has {'no FLUTE schema' if current is None else f'revision {current}'}, this FLUTE needs {head}: "
-            f"run `flute admin init --coordinator-home {home}` (new) or `flute coordinator upgrade`"
+            f"run `flute admin init --coordinator-home {home}` (new) or `flute admin upgrade --coordinator-home {home}`"
         )
     return engine

@@ -183,8 +183,9 @@ class AuthMethod(str, Enum):
 
 @dataclass(frozen=True)
 class Principal:
-    """An authenticated caller. `session_id` names the login session or API token the request
-    came with (what /auth/logout or a token revocation ends)."""
+    """An authenticated caller. `user_id` is the account's login name (unique, never reused);
+    `session_id` names the login session or API token the request came with (what
+    /auth/logout or a token revocation ends)."""
 
     user_id: str
     org_id: str
