@@ -102,10 +102,10 @@ def _check_parameters(spec: StudySpec, announcement: RoundAnnouncement, vector: 
     expected = INTEGER_ENCODING if vector.dtype.kind == "i" else float_encoding(spec)
     if config.encoding != expected:
         raise HubRefusal(f"round encoding {config.encoding} differs from the study's {expected}")
-    too_large = np.flatnonzero(np.abs(vector) > expected.clip_bound)
-    if too_large.size:
+    largest = max(float(vector.max()), -float(vector.min()))  # two passes, no temporary copy
+    if largest > expected.clip_bound:
         raise HubRefusal(
-            f"{too_large.size} value(s) of this hub's sums exceed the secure-aggregation clip bound {expected.clip_bound:g} "
+            f"this hub's sums reach {largest:g}, beyond the secure-aggregation clip bound {expected.clip_bound:g}, "
             "and would be summed wrongly; raise pets.secagg.clip_bound"
         )
 

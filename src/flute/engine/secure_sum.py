@@ -72,7 +72,8 @@ class SecureSummer:
         missing = [name for name in members if name not in self.enrolled]
         if missing:
             raise SecureSumFailed(f"{group}: hubs {missing} have no enrolled identity key; enrol them before a secure study")
-        threshold = options.threshold or max(2, len(members) // 2 + 1)
+        holders = len(members) if options.neighbours is None else min(len(members), options.neighbours + 1)
+        threshold = options.threshold or max(2, holders // 2 + 1)  # a majority of each hub's share holders
         try:
             config = SecAggConfig(f"{self.run_nonce}/{self.spec.study_id}/{group}", tuple(range(len(members))), length, threshold, encoding, options.neighbours)
             server = ServerSession(config, {index: self.enrolled[name] for index, name in enumerate(members)})
