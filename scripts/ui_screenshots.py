@@ -47,7 +47,7 @@ def main(out: Path) -> None:
                 form = page.locator(f"#request-{earlier.request_id}")
                 form.locator("input[name=fields][value=dre]").uncheck()
                 form.locator("button[value=approve]").click()
-                page.wait_for_url(f"{base}/ui/studies?**")
+                page.wait_for_url(f"{base}/ui/studies")
                 for name, path in PAGES:
                     page.goto(f"{base}{path}")
                     page.screenshot(path=str(out / f"{name}.png"), full_page=True)

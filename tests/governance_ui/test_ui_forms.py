@@ -41,6 +41,8 @@ def test_owner_forms_and_steward_limits(tmp_path: Path) -> None:
     page = owner.post("/ui/datasets", data={"csrf": csrf, "dataset": "mri-volumes", "title": "MRI volumes", "description": "",
                                             "conditions_of_use": "research only", "contact": "dpo@a", "open_access": "on"})
     assert "dataset mri-volumes saved" in page.text and "open to signed-in researchers" in page.text
+    assert "dataset mri-volumes saved" not in owner.get("/ui/").text  # a flash message is shown once
+    assert "call this number" not in owner.get("/ui/?message=call+this+number").text  # the URL cannot inject one
     page = owner.post("/ui/datasets/publish", data={"csrf": csrf})
     assert "published 2 dataset(s)" in page.text
     assert {entry.declaration.dataset for entry in world.registry.entries()} == {"cspca-biopsies", "mri-volumes"}

@@ -16,13 +16,12 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Final
-from urllib.parse import urlencode
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
-from flute.cohort.variables import VARIABLE_NAMES
 from flute.governance.access import AccessDecision, AccessError
 from flute.governance.audit import iter_entries
 from flute.governance.catalogue import CatalogueError, DatasetDeclaration
@@ -41,6 +40,8 @@ from flute.hub.ui.session import LOGIN_PATH, SESSION_COOKIE, FormData, check_csr
 TEMPLATES_DIR: Final[Path] = Path(__file__).parent / "templates"
 LINK_STATE: Final[str] = "flute_coordinator_link"
 AUDIT_PAGE_ENTRIES: Final[int] = 200
+FLASH_COOKIE: Final[str] = "flute_flash"
+MAX_FLASH_CHARS: Final[int] = 1000
 
 
 def connect_coordinator(app: FastAPI, link: CoordinatorLink) -> None:
@@ -73,11 +74,15 @@ def ui_router(context: ServiceContext) -> APIRouter:
     router = APIRouter(prefix="/ui", tags=["data-owner UI"], include_in_schema=False)
 
     def render(request: Request, template: str, principal: Principal | None, **values: Any) -> HTMLResponse:
+        """The page, with the message a preceding form left in the flash cookie (shown once)."""
         page = _environment().get_template(template).render(
-            hub=hub, principal=principal, path=request.url.path,
+            hub=hub, principal=principal, path=request.url.path, message=unquote(request.cookies.get(FLASH_COOKIE, "")),
             csrf=csrf_token(csrf_key, principal) if principal else "", **values,
         )
-        return HTMLResponse(page)
+        response = HTMLResponse(page)
+        if FLASH_COOKIE in request.cookies:
+            response.delete_cookie(FLASH_COOKIE, path="/ui")
+        return response
 
     async def form_of(request: Request, principal: Principal) -> FormData:
         form = await read_form(request)
@@ -85,8 +90,12 @@ def ui_router(context: ServiceContext) -> APIRouter:
         return form
 
     def back(path: str, message: str = "") -> RedirectResponse:
-        target = f"{path}?{urlencode({'message': message})}" if message else path
-        return RedirectResponse(target, status_code=status.HTTP_303_SEE_OTHER)
+        """Redirect after a form (post/redirect/get); the outcome travels in a cookie rather
+        than the URL, so a crafted link cannot put words in the hub's mouth."""
+        response = RedirectResponse(path, status_code=status.HTTP_303_SEE_OTHER)
+        if message:
+            response.set_cookie(FLASH_COOKIE, quote(message[:MAX_FLASH_CHARS]), httponly=True, samesite="strict", path="/ui")
+        return response
 
     # -- login -----------------------------------------------------------------------------------
 
@@ -123,8 +132,8 @@ def ui_router(context: ServiceContext) -> APIRouter:
     # -- datasets and catalogue ----------------------------------------------------------------
 
     @router.get("/", response_class=HTMLResponse)
-    def datasets(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.HUB_STATUS))], message: str = "") -> HTMLResponse:
-        return render(request, "datasets.html", principal, entries=register.catalogue_entries(), variables=VARIABLE_NAMES, message=message)
+    def datasets(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.HUB_STATUS))]) -> HTMLResponse:
+        return render(request, "datasets.html", principal, entries=register.catalogue_entries())
 
     @router.post("/datasets")
     async def declare(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.CATALOGUE_PUBLISH))]) -> RedirectResponse:
@@ -157,7 +166,7 @@ def ui_router(context: ServiceContext) -> APIRouter:
     # -- access requests -----------------------------------------------------------------------
 
     @router.get("/requests", response_class=HTMLResponse)
-    def requests(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.ACCESS_READ))], message: str = "") -> HTMLResponse:
+    def requests(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.ACCESS_READ))]) -> HTMLResponse:
         link = _link(request)
         pending, problem = [], None
         if link is None:
@@ -168,7 +177,7 @@ def ui_router(context: ServiceContext) -> APIRouter:
                 pending = [r for r in link.pending_requests(hub) if r.request_id not in decided]
             except CoordinatorUnavailable as exc:
                 problem = str(exc)
-        return render(request, "requests.html", principal, pending=pending, decisions=register.decisions(), problem=problem, message=message)
+        return render(request, "requests.html", principal, pending=pending, decisions=register.decisions(), problem=problem)
 
     @router.post("/requests/{request_id}/decision")
     async def decide(request_id: str, request: Request, principal: Annotated[Principal, Depends(ui_require(Action.ACCESS_DECIDE))]) -> RedirectResponse:
@@ -202,10 +211,10 @@ def ui_router(context: ServiceContext) -> APIRouter:
     # -- studies and budgets -------------------------------------------------------------------
 
     @router.get("/studies", response_class=HTMLResponse)
-    def studies(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.BUDGET_READ))], message: str = "") -> HTMLResponse:
+    def studies(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.BUDGET_READ))]) -> HTMLResponse:
         return render(
             request, "studies.html", principal, budgets=register.ledger.budgets(), grants=register.grants(),
-            charges=register.ledger.recent_charges(), message=message,
+            charges=register.ledger.recent_charges(),
         )
 
     @router.post("/grants/{request_id}/revoke")
@@ -227,8 +236,8 @@ def ui_router(context: ServiceContext) -> APIRouter:
         return render(request, "audit.html", principal, verification=verification, entries=entries)
 
     @router.get("/alerts", response_class=HTMLResponse)
-    def alerts(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.ALERTS_READ))], message: str = "") -> HTMLResponse:
-        return render(request, "alerts.html", principal, alerts=register.alerts(), message=message)
+    def alerts(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.ALERTS_READ))]) -> HTMLResponse:
+        return render(request, "alerts.html", principal, alerts=register.alerts())
 
     @router.post("/alerts/{alert_id}/acknowledge")
     async def acknowledge(alert_id: int, request: Request, principal: Annotated[Principal, Depends(ui_require(Action.CONSENT_MANAGE))]) -> RedirectResponse:
@@ -240,11 +249,11 @@ def ui_router(context: ServiceContext) -> APIRouter:
         return back("/ui/alerts", f"alert {alert_id} acknowledged")
 
     @router.get("/withdrawals", response_class=HTMLResponse)
-    def withdrawals(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.WITHDRAWAL_READ))], message: str = "") -> HTMLResponse:
+    def withdrawals(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.WITHDRAWAL_READ))]) -> HTMLResponse:
         table = WithdrawalRecord.__table__.c
         with context.engine.connect() as connection:
             rows = connection.execute(select(table.pseudonym, table.withdrawn_at, table.reason).order_by(table.withdrawn_at.desc())).all()
-        return render(request, "withdrawals.html", principal, withdrawals=rows, message=message)
+        return render(request, "withdrawals.html", principal, withdrawals=rows)
 
     @router.post("/withdrawals")
     async def withdraw(request: Request, principal: Annotated[Principal, Depends(ui_require(Action.WITHDRAWAL_CREATE))]) -> RedirectResponse:
