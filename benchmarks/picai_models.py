@@ -54,29 +54,29 @@ def model_arms(seed: int) -> dict[str, ModelArm]:
     mlp = MlpParams(hidden_units=4, l2=0.01, activation="tanh")
     return {
         "tree": ModelArm(
-            "tree", "decision tree", {"name": "decision_tree", "max_depth": 6, "min_rows_leaf": 30}, None,
+            "tree", "tree", {"name": "decision_tree", "max_depth": 6, "min_rows_leaf": 30}, None,
             lambda: FederatedTreeClassifier(tree),
             lambda n: DecisionTreeClassifier(max_depth=6, min_samples_leaf=30, random_state=0),
         ),
         "forest": ModelArm(
-            "forest", "random forest",
+            "forest", "forest",
             {"name": "random_forest", "n_trees": 50, "max_depth": 6, "min_rows_leaf": 40, "max_features": 0.75}, None,
             lambda: FederatedTreeClassifier(forest, seed=seed),
             lambda n: RandomForestClassifier(n_estimators=50, max_depth=6, min_samples_leaf=40, max_features=0.75, random_state=0),
         ),
         "gbdt": ModelArm(
-            "gbdt", "gradient-boosted trees",
+            "gbdt", "GBDT",
             {"name": "gbdt", "n_trees": 60, "max_depth": 2, "learning_rate": 0.1, "min_child_weight": 5.0}, None,
             lambda: FederatedTreeClassifier(gbdt),
             lambda n: HistGradientBoostingClassifier(max_iter=60, max_depth=3, learning_rate=0.1, l2_regularization=1.0, early_stopping=False),
         ),
         "svm": ModelArm(
-            "svm", "linear SVM (FedAvg, Platt)", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"},
+            "svm", "SVM", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"},
             lambda: FederatedLinearSvm(svm, max_rounds=200, local_epochs=5, learning_rate=0.5),
             lambda n: LinearSVC(loss="squared_hinge", C=1.0 / (0.01 * n), max_iter=10_000),
         ),
         "mlp": ModelArm(
-            "mlp", "MLP (4 tanh units, FedAvg)", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"},
+            "mlp", "MLP", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"},
             lambda: FederatedMlp(mlp, max_rounds=200, local_epochs=5, learning_rate=0.5, seed=seed),
             # scikit-learn's penalty is alpha / (2 n) ||W||^2, FLUTE's (l2 / 2) ||W||^2
             lambda n: MLPClassifier(hidden_layer_sizes=(4,), activation="tanh", alpha=0.01 * n, max_iter=2000, random_state=0),
@@ -151,11 +151,12 @@ def print_model_table(figures: dict[str, float], keys: list[str], seed: int) -> 
 
     arms = model_arms(seed)
     table = Table(title="PI-CAI model zoo: 5-fold CV AUROC, federated (3 hubs) vs the same algorithm on pooled rows")
-    for column in ("model", "federated", "centralised", "gap", "ratio", "scikit-learn", "federated s"):
+    # LR: Newton; SVM and MLP: FedAvg (SVM Platt-scaled); centralised LR is scikit-learn's
+    for column in ("model", "fed.", "central", "gap", "ratio", "sklearn", "fed. s"):
         table.add_column(column, justify="left" if column == "model" else "right")
     if "auroc_federated_lr" in figures:
         fed, central = figures["auroc_federated_lr"], figures["auroc_centralised_lr"]
-        table.add_row("logistic regression (Newton)", f"{fed:.4f}", f"{central:.4f}", f"{fed - central:+.4f}", f"{fed / central:.4f}", f"{central:.4f}", f"{figures['federated_seconds']:.1f}")
+        table.add_row("LR", f"{fed:.4f}", f"{central:.4f}", f"{fed - central:+.4f}", f"{fed / central:.4f}", f"{central:.4f}", f"{figures['federated_seconds']:.1f}")
     for key in keys:
         fed, central = figures[f"auroc_federated_{key}"], figures[f"auroc_centralised_{key}"]
         table.add_row(
