@@ -73,10 +73,12 @@ def open_statistics_hub(node_config: Mapping[str, object], request: StatisticsRe
     from flute.hub.ledger import PrivacyLedger
     from flute.hub.node import open_hub
 
-    consent_guard(Path(home), request.study, request.variables, STATISTICS_MESSAGE)  # F-SRS-9, as for study steps
     policy = load_policy(Path(home))
     with open_hub(Path(home)) as hub:
         table = hub.store.study_table(request.variables, included_only=request.included_only)
+        # F-SRS-9 as for study steps, before anything is computed; the cohort size lets the misuse
+        # rules see the same query repeated on a cohort a few records apart (NF-PIL-10).
+        consent_guard(Path(home), request.study, request.variables, STATISTICS_MESSAGE, cohort_size=table.n)
         yield StatisticsHub(name, table, policy.min_cell_size, PrivacyLedger(hub.store.engine))
 
 
