@@ -129,3 +129,13 @@ def test_dp_statistics_need_a_grant_and_spend_the_budget_the_owner_set(tmp_path:
     with pytest.raises(StatisticsFailed, match=r"\['dre'\] are not granted"):
         run_statistics_embedded(StatisticsRequest(study=SPEC.study_id, variables=("dre",), kind="mean", pet="dp", epsilon=0.1),
                                 [HubBinding(name=site.slug, home=home)])
+
+    # The same query after one patient's withdrawal differs by that patient: flagged (NF-PIL-10).
+    with open_hub(home) as hub, hub.store.engine.connect() as connection:
+        pseudonym = connection.exec_driver_sql("SELECT pseudonym FROM study_row WHERE included AND cspca IS NOT NULL LIMIT 1").scalar_one()
+    with open_hub(home) as hub:
+        hub.store.withdraw(pseudonym, "patient request")
+    run_statistics_embedded(request, [HubBinding(name=site.slug, home=home)])
+    with open_hub(home) as hub:
+        alerts = ConsentRegister(hub.store, site.slug, None).alerts()
+    assert alerts[0].rule == "differencing" and "differ by only 1 record(s)" in alerts[0].message
