@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from flute.engine.spec import SpecError, StudySpec
+from flute.engine.spec import SpecError
 
 from .engine_inputs import make_spec
 
@@ -35,13 +35,6 @@ GRADIENT = {"name": "clipped_gradient"}
 def test_inconsistent_pet_settings_are_refused(overrides: dict[str, Any], reason: str) -> None:
     with pytest.raises(SpecError, match=reason):
         make_spec(**overrides)
-
-
-def test_secure_aggregation_is_refused_for_models_it_is_not_wired_for() -> None:
-    data = make_spec().model_dump()
-    data.update(model={"name": "decision_tree"}, pets={"mode": "secagg"})
-    with pytest.raises(SpecError, match="wired for model 'logistic_regression' only"):
-        StudySpec.from_mapping(data)
 
 
 def test_valid_pet_settings_round_trip(tmp_path: Any) -> None:

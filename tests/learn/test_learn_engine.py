@@ -22,7 +22,7 @@ from flute.engine.tree_records import HistIns
 from flute.evaluate.discrimination import auroc
 from flute.learn.federated_estimators import FederatedLinearSvm, FederatedMlp
 from flute.learn.preprocess import Standardiser
-from flute.learn.tree_models import Partitions, TreeEnsemble, fit_tree_model
+from flute.learn.tree_models import Partitions, fit_tree_model
 
 from .zoo_specs import HUB_NAMES, raw_hubs, run_zoo_study, zoo_spec
 
@@ -93,21 +93,23 @@ class RecordingClientApp:
         return reply
 
 
-def test_secure_aggregation_grows_the_plaintext_tree_and_releases_no_hub_array() -> None:
-    model, _ = MODELS["decision_tree"]
-    plain = run_zoo_study(zoo_spec(model))
+@pytest.mark.parametrize("name", list(MODELS))
+def test_secure_aggregation_trains_the_plaintext_model_and_releases_no_hub_array(name: str) -> None:
+    model, sections = MODELS[name]
+    evaluation = {"cv_folds": 2, "leave_one_hub_out": False, "score_bins": 2000}
+    plain = run_zoo_study(zoo_spec(model, **sections, evaluation=evaluation))
     recorder = RecordingClientApp()
-    hubs = [HubBinding(name, source=InMemorySource(table)) for name, table in zip(HUB_NAMES, raw_hubs())]
-    secure = run_embedded(server_app, recorder, hubs, study_run_config(zoo_spec(model, pets={"mode": "secagg"})))  # type: ignore[arg-type]
-    plain_tree, secure_tree = plain.final_model.fitted(), secure.final_model.fitted()
-    assert isinstance(plain_tree, TreeEnsemble) and isinstance(secure_tree, TreeEnsemble)
-    np.testing.assert_array_equal(plain_tree.trees[0].feature, secure_tree.trees[0].feature)
-    np.testing.assert_allclose(plain_tree.trees[0].value, secure_tree.trees[0].value, atol=1e-6)
-    kinds = {kind for kind, _ in recorder.replies}
-    assert {"query.bins", "train.histograms", "evaluate.model"} <= kinds
+    hubs = [HubBinding(hub, source=InMemorySource(table)) for hub, table in zip(HUB_NAMES, raw_hubs())]
+    spec = zoo_spec(model, **sections, evaluation=evaluation, pets={"mode": "secagg"})
+    secure = run_embedded(server_app, recorder, hubs, study_run_config(spec))  # type: ignore[arg-type]
+    raw = np.vstack([table.features for table in raw_hubs()])
+    # fixed-point sums: equal to the plaintext model up to the encoding's resolution
+    np.testing.assert_allclose(secure.final_model.predict(raw), plain.final_model.predict(raw), rtol=0, atol=1e-6)
+    assert secure.cv_pooled_summary().n == plain.cv_pooled_summary().n
     for kind, reply in recorder.replies:
         assert not reply.has_error(), reply.error.reason
         assert is_array_free(reply.content), f"{kind} reply carries an array record"
+    assert "evaluate.model" in {kind for kind, _ in recorder.replies}
 
 
 def _histogram_request(kind: str, bootstrap: bool = False, seed: int = 0) -> HistIns:

@@ -306,11 +306,6 @@ class StudySpec(_Strict):
         secagg = self.pets.secure_aggregation
         if secagg is None:
             return self
-        if not isinstance(self.model, LogisticRegressionSpec):
-            raise ValueError(
-                f"pets.mode {self.pets.mode!r} is wired for model 'logistic_regression' only; model {self.model.name!r} "
-                "would exchange its messages in the clear - use pets.mode 'none' or logistic regression"
-            )
         if self.evaluation.leave_one_hub_out:
             raise ValueError(
                 "evaluation.leave_one_hub_out scores a single held-out hub, whose histogram secure aggregation cannot hide; "
