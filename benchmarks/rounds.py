@@ -141,8 +141,7 @@ def measure_deployed(hubs: int, rounds: int, workdir: Path) -> dict[str, object]
             coordinator.control.wait_for_hubs(names)
             coordinator.control.run(bundle, timeout_s=600)
         finally:
-            for server in servers:
-                server.stop()
+            deploy.stop_all(server.process for server in servers)
     return json.loads(out_file.read_text())
 
 

@@ -59,8 +59,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         coordinator.control.wait_for_hubs(HUBS)
         yield Deployment(root, layout, coordinator, hubs, homes, rogue)
     finally:
-        for server in [*hubs.values(), *([rogue] if rogue else [])]:
-            server.stop()
+        deploy.stop_all(server.process for server in [*hubs.values(), *([rogue] if rogue else [])])
         coordinator.stop()
 
 

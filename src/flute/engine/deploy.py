@@ -29,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -216,15 +216,29 @@ class ServiceProcess:
             return ""
         return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
 
+    def terminate(self) -> None:
+        """Ask the service to shut down (SIGTERM to its process group); `stop` waits for it."""
+        if self.alive:
+            _signal_group(self.pid, signal.SIGTERM)
+
     def stop(self, timeout_s: float = _STOP_TIMEOUT_S) -> None:
         """SIGTERM the process group, then SIGKILL whatever is left after `timeout_s`."""
         if self.alive:
-            _signal_group(self.pid, signal.SIGTERM)
+            self.terminate()
             if self.wait(timeout_s) is None:
                 _signal_group(self.pid, signal.SIGKILL)
                 self.wait(timeout_s)
         # Children that outlived their parent (e.g. an app process) still carry the group id.
         _signal_group(self.pid, signal.SIGKILL)
+
+
+def stop_all(services: Iterable[ServiceProcess]) -> None:
+    """Stop several services in parallel: each SuperNode needs ~2 s to sign off at the SuperLink."""
+    services = list(services)
+    for service in services:
+        service.terminate()
+    for service in services:
+        service.stop()
 
 
 def flower_environment(state_dir: Path, task_poll_interval_s: float = DEFAULT_TASK_POLL_INTERVAL_S) -> dict[str, str]:
