@@ -89,3 +89,13 @@ def test_reservation_is_charged_until_committed_and_releases_are_capped(tmp_path
     assert ledger_of(urls["hub-a"]).budget(spec.study_id, "hub-a").epsilon_reserved == 0.0
     with pytest.raises(PrivacyRefusal, match="only 8 were charged"):
         spend_release(spec, node_config, state, "run-1")
+
+
+def test_report_states_the_pets_epsilon_delta_and_what_they_cover() -> None:
+    from flute.engine.validation import pets_statement
+
+    spec = dp_spec()
+    pets, epsilon, delta = pets_statement(spec)
+    assert epsilon == study_plan(spec).cost.epsilon and delta == 1e-5
+    assert "secure aggregation" in pets[0] and "unit: one patient's record" in pets[1] and "not DP" in pets[1]
+    assert pets_statement(make_spec()) == ((), None, None)

@@ -183,6 +183,7 @@ class Coordinator:
     # -- the study ----------------------------------------------------------------------------
 
     def run(self) -> StudyResult:
+        LOGGER.info("study %s, run %s: PETs %s", self.spec.study_id, self.run_nonce, self.spec.pets.mode)
         resume = self._load_checkpoint()
         counts = self._census()
         done = {outcome.task.key: outcome for outcome in resume.completed.outcomes} if resume else {}
