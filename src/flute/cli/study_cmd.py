@@ -1,4 +1,5 @@
-"""`flute study`: validate a study spec, and run a study over hub homes in embedded mode.
+"""`flute study`: validate a study spec, run a study over hub homes in embedded mode, and search
+its hyperparameters.
 
 Thin: parses arguments, calls `flute.engine`, prints. Flower and the evaluation stack are imported
 inside the commands, so `flute --help` stays instant.
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
     from flute.engine.spec import StudySpec
 
-app = typer.Typer(help="Federated studies: check a study spec, run it across hubs.", no_args_is_help=True)
+app = typer.Typer(help="Federated studies: check a study spec, run it across hubs, tune it.", no_args_is_help=True)
 
 SpecArgument = Annotated[Path, typer.Argument(help="Study spec (.json or .toml).", exists=False)]
 
@@ -120,3 +121,47 @@ def run(
         if report is not None:
             write_html(report, out / "report.html")
         typer.echo(f"wrote {out}")
+
+
+@app.command("tune")
+def tune(
+    spec_path: SpecArgument,
+    hubs: Annotated[list[Path], typer.Option("--hub", help="A hub home directory; repeat for each hub.")],
+) -> None:
+    """Search the spec's tuning space (F-HUF-9/10): every trial is a federated cross-validation
+    over the hub homes, scored by its pooled CV AUROC; prints each trial and the best options."""
+    spec = _load_spec(spec_path)
+    from rich.console import Console
+    from rich.table import Table
+
+    from flute.engine.apps import client_app, server_app
+    from flute.engine.embedded import HubBinding, run_embedded, study_run_config
+    from flute.engine.spec import SpecError
+    from flute.engine.tuning import TuningError
+    from flute.engine.tuning import tune as search
+    from flute.engine.workflow import StudyFailed
+    from flute.hub.home import HubHomeError, load_config
+
+    try:
+        bindings = [HubBinding(load_config(home).name, home=home) for home in hubs]
+    except HubHomeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    try:
+        result = search(spec, lambda trial: run_embedded(server_app, client_app, bindings, study_run_config(trial)))
+    except SpecError as exc:
+        typer.echo("refused: a trial's options are not valid model options", err=True)
+        for reason in exc.reasons:
+            typer.echo(f"  - {reason}", err=True)
+        raise typer.Exit(1) from exc
+    except (TuningError, StudyFailed) as exc:
+        typer.echo(f"error: tuning of {spec.study_id} stopped: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    table = Table(title=f"{spec.study_id}: {spec.tuning.method if spec.tuning else ''} search of {spec.model.name}, CV AUROC per trial")
+    for column in ("trial", "options", "CV AUROC"):
+        table.add_column(column)
+    for number, trial in enumerate(result.trials, start=1):
+        table.add_row(str(number), ", ".join(f"{name}={value}" for name, value in trial.params.items()), f"{trial.cv_auroc:.4f}")
+    Console().print(table)
+    best = result.best
+    typer.echo(f"best: {', '.join(f'{name}={value}' for name, value in best.params.items())} (CV AUROC {best.cv_auroc:.4f})")
