@@ -66,7 +66,8 @@ class SecureSummer:
         """The sum of the vectors the hubs `nodes` (node id -> name, in name order) compute for
         `content`. Raises SecureSumFailed if the round cannot complete."""
         options = self.spec.pets.secure_aggregation
-        assert options is not None, "secure sums need pets.mode secagg or secagg_dp"
+        if options is None:
+            raise SecureSumFailed(f"{group}: study {self.spec.study_id} has pets.mode {self.spec.pets.mode!r}; secure sums need 'secagg' or 'secagg_dp'")
         members = tuple(nodes.values())
         node_of = {index: node for index, node in enumerate(nodes)}
         missing = [name for name in members if name not in self.enrolled]

@@ -228,7 +228,8 @@ class Coordinator:
         return tuple(counts)
 
     def _secure_total(self, kind: Enum, content: RecordDict, nodes: list[int], group: str, *, length: int, integer: bool = False) -> np.ndarray:
-        assert self.secure is not None
+        if self.secure is None:
+            raise StudyFailed(f"{group}: secure aggregation requested but the study runs with pets.mode {self.spec.pets.mode!r}")
         encoding = INTEGER_ENCODING if integer else float_encoding(self.spec)
         try:
             named = {node: self.federation.names[node] for node in nodes}
