@@ -244,3 +244,20 @@ def test_identity_errors_are_specific(node: Node) -> None:
 def _entries(node: Node) -> list[AuditEntry]:
     with node.engine.connect() as connection:
         return list(iter_entries(connection))
+
+
+def test_password_change_checks_the_old_one_and_ends_other_sessions(node: Node) -> None:
+    user = node.add_user("quinn", "org-a", Role.RESEARCHER)
+    client = TestClient(node.app())
+    elsewhere = node.login(client, user)["access_token"]
+    here = node.login(client, user)["access_token"]
+    new = "a brand new passphrase 7"
+    wrong = client.post("/auth/password", json={"current_password": "not it at all 1", "new_password": new}, headers=bearer(here))
+    assert wrong.status_code == 400 and "current password is wrong" in wrong.json()["detail"]
+    weak = client.post("/auth/password", json={"current_password": PASSWORD, "new_password": "short"}, headers=bearer(here))
+    assert weak.status_code == 400 and "at least 12" in weak.json()["detail"]
+    assert client.post("/auth/password", json={"current_password": PASSWORD, "new_password": new}, headers=bearer(here)).status_code == 204
+    assert client.get("/auth/me", headers=bearer(here)).status_code == 200
+    assert client.get("/auth/me", headers=bearer(elsewhere)).status_code == 401
+    assert client.post("/auth/login", json={"username": "quinn", "password": PASSWORD}).status_code == 401
+    assert client.post("/auth/login", json={"username": "quinn", "password": new}).status_code == 200

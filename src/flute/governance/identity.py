@@ -62,6 +62,15 @@ class NewUser:
 
 
 @dataclass(frozen=True)
+class UserInfo:
+    username: str
+    org_id: str
+    roles: frozenset[Role]
+    mfa_enrolled: bool
+    disabled: bool
+
+
+@dataclass(frozen=True)
 class TokenPair:
     access_token: str
     refresh_token: str
@@ -163,16 +172,42 @@ class IdentityService:
             self.audit.append(connection, "user.create", f"user:{username}", {"org": org_id, "roles": sorted(r.value for r in roles), "mfa": enrolment is not None}, actor=actor)
         return NewUser(username=username, org_id=org_id, roles=roles, totp=enrolment)
 
-    def set_disabled(self, username: str, disabled: bool, *, actor: str | None = None) -> None:
-        """Disable (or re-enable) an account; disabling ends its sessions and API tokens."""
+    def users(self, org_id: str) -> list[UserInfo]:
+        """The accounts of one organisation, by username."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(select(UserRecord).where(UserRecord.org_id == org_id).order_by(UserRecord.username)).all()
+            return [UserInfo(row.username, row.org_id, self._roles(connection, row.id), row.totp_secret is not None, row.disabled) for row in rows]
+
+    def set_disabled(self, username: str, disabled: bool, *, org_id: str | None = None, actor: str | None = None) -> None:
+        """Disable (or re-enable) an account - of `org_id` when given; disabling ends its
+        sessions and API tokens."""
         now = self._clock()
         with self._engine.begin() as connection:
             user = self._user(connection, username)
+            if org_id is not None and user.org_id != org_id:
+                raise IdentityError(f"no user {username!r} in organisation {org_id!r}")
             connection.execute(update(UserRecord).where(UserRecord.id == user.id).values(disabled=disabled))
             if disabled:
                 self._revoke_sessions(connection, user.id, now, "account disabled")
                 connection.execute(update(ApiTokenRecord).where(ApiTokenRecord.user_id == user.id, ApiTokenRecord.revoked_at.is_(None)).values(revoked_at=now))
             self.audit.append(connection, "user.disable" if disabled else "user.enable", f"user:{username}", actor=actor)
+
+    def change_password(self, principal: Principal, current: str, new: str) -> None:
+        """Replace the caller's password (policy-checked); every other session of the account
+        ends, so a thief logged in with the old password is out."""
+        passwords.check_policy(new, principal.user_id)
+        now = self._clock()
+        with self._engine.begin() as connection:
+            user = self._user(connection, principal.user_id)
+            if not passwords.verify_password(user.password_hash, current):
+                raise IdentityError("the current password is wrong")
+            connection.execute(update(UserRecord).where(UserRecord.id == user.id).values(password_hash=passwords.hash_password(new)))
+            connection.execute(
+                update(SessionRecord)
+                .where(SessionRecord.user_id == user.id, SessionRecord.id != principal.session_id, SessionRecord.revoked_at.is_(None))
+                .values(revoked_at=now, revoked_reason="password changed")
+            )
+            self.audit.append(connection, "user.password.change", f"user:{principal.user_id}", actor=f"user:{principal.user_id}")
 
     def _user(self, connection: Connection, username: str) -> Row[Any]:
         user = connection.execute(select(UserRecord).where(UserRecord.username == username)).one_or_none()

@@ -156,6 +156,22 @@ POLICY: Final[Mapping[Role, Mapping[Action, Scope]]] = {
 }
 
 
+#: Roles each role may give to accounts it creates (`user.manage`): nobody creates an account
+#: above their own reach; auditors (who read across organisations) only by the platform.
+GRANTABLE: Final[Mapping[Role, frozenset[Role]]] = {
+    Role.PLATFORM_ADMIN: frozenset(Role),
+    Role.DATA_OWNER_ADMIN: frozenset({Role.DATA_OWNER_ADMIN, Role.DATA_STEWARD, Role.RESEARCHER}),
+    Role.DATA_STEWARD: frozenset(),
+    Role.RESEARCHER: frozenset(),
+    Role.AUDITOR: frozenset(),
+}
+
+
+def grantable(roles: frozenset[Role]) -> frozenset[Role]:
+    """The roles someone holding `roles` may give to others."""
+    return frozenset().union(*(GRANTABLE[role] for role in roles))
+
+
 def grant(roles: frozenset[Role], action: Action) -> Scope | None:
     """The widest scope any of `roles` grants for `action`; None when none grants it."""
     scopes = {POLICY[role][action] for role in roles if action in POLICY[role]}

@@ -3,8 +3,9 @@ authentication routes, /health, OpenAPI, and the rule that every route outside a
 allow-list depends on `rbac.require` - checked when the app is built, so a route added without
 a guard stops the service from starting instead of serving unauthenticated.
 
-Routes: POST /auth/login, /auth/refresh, /auth/logout, /auth/mfa/enrol, /auth/mfa/confirm,
-GET/POST /auth/tokens, DELETE /auth/tokens/{token_id}, GET /auth/me, GET /health.
+Routes: POST /auth/login, /auth/refresh, /auth/logout, /auth/password, /auth/mfa/enrol,
+/auth/mfa/confirm, GET/POST /auth/tokens, DELETE /auth/tokens/{token_id}, GET /auth/me,
+GET /health, and the administration routes of `admin_api` (/orgs, /orgs/{org_id}/users...).
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine
 
+from flute.governance.admin_api import admin_router
 from flute.governance.audit import AuditTrail, bind_trail
 from flute.governance.identity import IdentityError, IdentityService, LoginRefused, parse_roles
 from flute.governance.keys import load_node_keys
+from flute.governance.passwords import PasswordRejected
 from flute.governance.policy import SecurityPolicy
 from flute.governance.rbac import AUTHENTICATOR_STATE, Action, AuthenticationFailed, Principal, require, required_action
 
@@ -124,6 +127,11 @@ class EnrolmentResponse(BaseModel):
     provisioning_uri: str
 
 
+class PasswordBody(BaseModel):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
 class ConfirmBody(BaseModel):
     totp: str = Field(min_length=6, max_length=16)
 
@@ -206,6 +214,14 @@ def auth_router() -> APIRouter:
     def me(principal: SelfService) -> MeResponse:
         return MeResponse(user_id=principal.user_id, org_id=principal.org_id, roles=sorted(r.value for r in principal.roles), auth_method=principal.auth_method.value)
 
+    @router.post("/password", status_code=204, responses={400: {"description": "Wrong current password or a new one the policy refuses"}})
+    def change_password(body: PasswordBody, principal: SelfService, request: Request) -> None:
+        """Change your password; your other sessions end."""
+        try:
+            identity_of(request).change_password(principal, body.current_password, body.new_password)
+        except (IdentityError, PasswordRejected) as exc:
+            raise _bad_request(exc) from exc
+
     @router.post("/mfa/enrol", response_model=EnrolmentResponse)
     def enrol(principal: SelfService, request: Request) -> EnrolmentResponse:
         """Start TOTP enrolment: scan the URI, then confirm with a code."""
@@ -270,6 +286,7 @@ def build_app(title: str, context: ServiceContext, router_factories: Iterable[Ro
     setattr(app.state, AUTHENTICATOR_STATE, context.identity)
     app.state.flute_context = context
     app.include_router(auth_router(), responses=_GUARD_RESPONSES)
+    app.include_router(admin_router(), responses=_GUARD_RESPONSES)
 
     @app.get("/health", response_model=HealthResponse, tags=["service"])
     def health() -> HealthResponse:
