@@ -237,22 +237,15 @@ def grow_trees(
     return [builder.freeze() for builder in builders]
 
 
-def node_histograms(
-    binned: np.ndarray, row_stats: np.ndarray, slot_of_row: np.ndarray, n_slots: int, n_bins: int
-) -> np.ndarray:
-    """Hub-side: statistics summed per (open-node slot, feature, bin) -> (n_slots, n_features,
-    n_bins, n_stats). Rows with slot -1 (not in an open node) are left out. Additive over hubs."""
-    n_rows, n_features = binned.shape
-    n_stats = row_stats.shape[1]
+def _slot_histograms(binned: np.ndarray, row_stats: np.ndarray, slots: np.ndarray, n_slots: int, n_bins: int) -> np.ndarray:
+    """Statistics of the given rows summed per (slot, feature, bin) -> (n_slots, n_features,
+    n_bins, n_stats)."""
+    n_features, n_stats = binned.shape[1], row_stats.shape[1]
     out = np.zeros((n_slots, n_features, n_bins, n_stats), dtype=np.float64)
-    member = slot_of_row >= 0
-    if not member.any():
-        return out
-    slots = slot_of_row[member]
     for feature in range(n_features):
-        cells = slots * n_bins + binned[member, feature]
+        cells = slots * n_bins + binned[:, feature]
         for stat in range(n_stats):
-            out[:, feature, :, stat] = np.bincount(cells, weights=row_stats[member, stat], minlength=n_slots * n_bins).reshape(n_slots, n_bins)
+            out[:, feature, :, stat] = np.bincount(cells, weights=row_stats[:, stat], minlength=n_slots * n_bins).reshape(n_slots, n_bins)
     return out
 
 
@@ -266,7 +259,8 @@ def open_node_histograms(
 ) -> np.ndarray:
     """Hub-side: route the rows through each tree that has open nodes and sum the rows' statistics
     (`stats_of_tree(tree)`: (n_rows, n_stats), e.g. bootstrap-weighted class counts) per open node,
-    feature and bin. Slots follow the order of `open_nodes`."""
+    feature and bin. Slots follow the order of `open_nodes`; rows in no open node are left out.
+    Additive over hubs."""
     lookups: dict[int, np.ndarray] = {}
     for slot, node in enumerate(open_nodes):
         lookup = lookups.setdefault(node.tree, np.full(trees[node.tree].n_nodes, -1, dtype=np.int64))
@@ -278,4 +272,4 @@ def open_node_histograms(
         parts_binned.append(binned[member])
         parts_stats.append(stats_of_tree(tree)[member])
         parts_slots.append(slots[member])
-    return node_histograms(np.concatenate(parts_binned), np.concatenate(parts_stats), np.concatenate(parts_slots), len(open_nodes), n_bins)
+    return _slot_histograms(np.concatenate(parts_binned), np.concatenate(parts_stats), np.concatenate(parts_slots), len(open_nodes), n_bins)
