@@ -261,3 +261,18 @@ def test_password_change_checks_the_old_one_and_ends_other_sessions(node: Node) 
     assert client.get("/auth/me", headers=bearer(elsewhere)).status_code == 401
     assert client.post("/auth/login", json={"username": "quinn", "password": PASSWORD}).status_code == 401
     assert client.post("/auth/login", json={"username": "quinn", "password": new}).status_code == 200
+
+
+def test_totp_secrets_are_sealed_at_rest_and_bound_to_their_account(node: Node) -> None:
+    alice = node.add_user("alice-admin", "org-a", Role.DATA_OWNER_ADMIN)
+    bob = node.add_user("bob-admin", "org-a", Role.DATA_OWNER_ADMIN)
+    assert alice.totp is not None and bob.totp is not None
+    with node.engine.begin() as connection:
+        stored = dict(connection.exec_driver_sql("SELECT username, totp_secret FROM gov_user").all())
+        assert alice.totp.secret not in stored["alice-admin"] and stored["alice-admin"].startswith("v1:")
+        # a sealed secret copied to another account's row does not open there
+        connection.exec_driver_sql("UPDATE gov_user SET totp_secret = ? WHERE username = 'bob-admin'", (stored["alice-admin"],))
+    client = TestClient(node.app())
+    refused = client.post("/auth/login", json={"username": "bob-admin", "password": PASSWORD, "totp": totp.current_code(alice.totp.secret, node.clock.now)})
+    assert refused.status_code == 401 and "does not open" in refused.json()["detail"]
+    node.login(client, alice)

@@ -27,6 +27,7 @@ from flute.governance.models import (
 )
 from flute.governance.policy import SecurityPolicy
 from flute.governance.rbac import ADMIN_ROLES, AuthenticationFailed, AuthMethod, Principal, Role
+from flute.governance.sealing import SealBroken, Sealer
 from flute.governance.timeutil import as_utc, utc_now
 
 API_TOKEN_PREFIX: Final[str] = "flute_"
@@ -122,6 +123,7 @@ class IdentityService:
     ) -> None:
         self._engine = engine
         self._token_key = token_key
+        self._sealer = Sealer(token_key)
         self.audit = audit
         self.organisation = organisation
         self.policy = policy or SecurityPolicy()
@@ -162,7 +164,7 @@ class IdentityService:
                 connection.execute(
                     UserRecord.__table__.insert().values(
                         id=user_id, username=username, org_id=org_id, password_hash=passwords.hash_password(password),
-                        totp_secret=enrolment.secret if enrolment else None, totp_pending=None, last_totp_step=None,
+                        totp_secret=self._sealer.seal(enrolment.secret, username) if enrolment else None, totp_pending=None, last_totp_step=None,
                         disabled=False, created_at=self._clock(),
                     )
                 )
@@ -255,7 +257,12 @@ class IdentityService:
             return LoginRefused("your role requires MFA but the account has no TOTP enrolment; ask an administrator to re-create it")
         if not code:
             return LoginRefused("a TOTP code is required for this account (field 'totp')", totp_required=True)
-        step = totp.accepted_step(user.totp_secret, code, now, user.last_totp_step)
+        try:
+            secret = self._sealer.open(user.totp_secret, user.username)
+        except SealBroken as exc:
+            self.audit.append(connection, "auth.login.refused", f"user:{user.username}", {"source": source, "reason": "sealed totp secret broken"})
+            return LoginRefused(f"{exc}; ask an administrator to re-create the account's MFA enrolment")
+        step = totp.accepted_step(secret, code, now, user.last_totp_step)
         if step is None:
             self._fail(connection, user.username, source, now, "bad totp code")
             return LoginRefused("invalid or already used TOTP code", totp_required=True)
@@ -395,7 +402,7 @@ class IdentityService:
         its current secret until then)."""
         enrolment = totp.new_enrolment(principal.user_id)
         with self._engine.begin() as connection:
-            connection.execute(update(UserRecord).where(UserRecord.username == principal.user_id).values(totp_pending=enrolment.secret))
+            connection.execute(update(UserRecord).where(UserRecord.username == principal.user_id).values(totp_pending=self._sealer.seal(enrolment.secret, principal.user_id)))
             self.audit.append(connection, "auth.mfa.enrol.begin", f"user:{principal.user_id}", actor=f"user:{principal.user_id}")
         return enrolment
 
@@ -405,7 +412,11 @@ class IdentityService:
             user = self._user(connection, principal.user_id)
             if user.totp_pending is None:
                 raise IdentityError("no MFA enrolment is pending; start one with POST /auth/mfa/enrol")
-            step = totp.accepted_step(user.totp_pending, code, now, None)
+            try:
+                pending = self._sealer.open(user.totp_pending, user.username)
+            except SealBroken as exc:
+                raise IdentityError(f"{exc}; start the enrolment again") from exc
+            step = totp.accepted_step(pending, code, now, None)
             if step is None:
                 raise IdentityError("the TOTP code does not match the pending enrolment; check the authenticator app's clock")
             connection.execute(update(UserRecord).where(UserRecord.id == user.id).values(totp_secret=user.totp_pending, totp_pending=None, last_totp_step=step))

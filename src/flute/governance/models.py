@@ -38,8 +38,8 @@ class OrganisationRecord(GovernanceBase):
 
 
 class UserRecord(GovernanceBase):
-    """A person. `totp_secret` is set once MFA enrolment is confirmed; `totp_pending` holds an
-    enrolment not yet confirmed with a code. `last_totp_step` refuses a code used twice."""
+    """A person. `totp_secret` (sealed) is set once MFA enrolment is confirmed; `totp_pending`
+    holds an enrolment not yet confirmed with a code. `last_totp_step` refuses a code used twice."""
 
     __tablename__ = "gov_user"
 
@@ -47,8 +47,8 @@ class UserRecord(GovernanceBase):
     username: Mapped[str] = mapped_column(String(NAME_LENGTH), unique=True)
     org_id: Mapped[str] = mapped_column(ForeignKey("gov_organisation.id"))
     password_hash: Mapped[str] = mapped_column(Text)
-    totp_secret: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
-    totp_pending: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    totp_secret: Mapped[str | None] = mapped_column(Text)  # sealed, see flute.governance.sealing
+    totp_pending: Mapped[str | None] = mapped_column(Text)
     last_totp_step: Mapped[int | None] = mapped_column(BigInteger)
     disabled: Mapped[bool] = mapped_column(Boolean)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
