@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pg import PostgresServer
 from sqlalchemy import Connection, Engine, text
 
 from flute.coordinator.home import write_config
-from pg import PostgresServer
 from flute.coordinator.store import open_coordinator_engine
 from flute.governance.audit import ChainHead, append, chain_head, entry_hash, iter_entries, verify
 

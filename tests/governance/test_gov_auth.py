@@ -4,12 +4,15 @@ F-SRS-1), lockout and back-off, token expiry, refresh rotation and replay, idle 
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+
+from pg import PostgresServer
 
 from flute.governance import passwords, totp
 from flute.governance.audit import AuditEntry, iter_entries
@@ -276,3 +279,31 @@ def test_totp_secrets_are_sealed_at_rest_and_bound_to_their_account(node: Node) 
     refused = client.post("/auth/login", json={"username": "bob-admin", "password": PASSWORD, "totp": totp.current_code(alice.totp.secret, node.clock.now)})
     assert refused.status_code == 401 and "does not open" in refused.json()["detail"]
     node.login(client, alice)
+
+
+@pytest.mark.postgres
+def test_concurrent_failures_are_all_counted(tmp_path: Path, postgres_server: PostgresServer) -> None:
+    from flute.governance import throttle
+
+    from .conftest import make_node
+
+    node = make_node(tmp_path / "pg", None, db_url=postgres_server.create_database())
+    errors: list[BaseException] = []
+
+    def fail_five() -> None:
+        try:
+            for _ in range(5):
+                with node.engine.begin() as connection:
+                    throttle.record_failure(connection, TEST_POLICY, "user:target", 1000, node.clock.now)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fail_five) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with node.engine.connect() as connection:
+        failures = connection.exec_driver_sql("SELECT failures FROM gov_login_throttle WHERE key = 'user:target'").scalar_one()
+    node.engine.dispose()
+    assert errors == [] and failures == 20

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from flute.governance.models import ThrottleRecord
 from flute.governance.policy import SecurityPolicy
@@ -29,17 +30,26 @@ def locked_for(connection: Connection, keys: list[str], now: datetime) -> timede
 
 
 def record_failure(connection: Connection, policy: SecurityPolicy, key: str, threshold: int, now: datetime) -> None:
-    row = connection.execute(select(ThrottleRecord).where(ThrottleRecord.key == key)).one_or_none()
-    if row is not None and now - as_utc(row.last_failure_at) > policy.lockout_max * 4:
-        connection.execute(delete(ThrottleRecord).where(ThrottleRecord.key == key))  # an old streak, forgotten
-        row = None
-    failures = 1 if row is None else row.failures + 1
+    """Count one more failure for `key` and lock it when the streak reaches `threshold`.
+    Writes come first (forget an old streak, increment), so concurrent failures serialise on
+    the row (PostgreSQL) or the database (SQLite) and none is lost."""
+    table = ThrottleRecord.__table__
+    connection.execute(delete(table).where(table.c.key == key, table.c.last_failure_at < now - policy.lockout_max * 4))
+    if not _increment(connection, key, now):
+        try:
+            with connection.begin_nested():
+                connection.execute(table.insert().values(key=key, failures=1, last_failure_at=now, locked_until=None))
+        except IntegrityError:  # a concurrent failure created the row first
+            _increment(connection, key, now)
+    failures = connection.execute(select(table.c.failures).where(table.c.key == key)).scalar_one()
     back_off = policy.back_off(failures, threshold)
-    values = {"failures": failures, "last_failure_at": now, "locked_until": None if back_off is None else now + back_off}
-    if row is None:
-        connection.execute(ThrottleRecord.__table__.insert().values(key=key, **values))
-    else:
-        connection.execute(ThrottleRecord.__table__.update().where(ThrottleRecord.key == key).values(**values))
+    if back_off is not None:
+        connection.execute(update(table).where(table.c.key == key).values(locked_until=now + back_off))
+
+
+def _increment(connection: Connection, key: str, now: datetime) -> bool:
+    table = ThrottleRecord.__table__
+    return connection.execute(update(table).where(table.c.key == key).values(failures=table.c.failures + 1, last_failure_at=now)).rowcount == 1
 
 
 def clear(connection: Connection, key: str) -> None:
