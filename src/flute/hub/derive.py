@@ -15,12 +15,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from flute.fhir.extract import InclusionRule, extract_patient
 from flute.hub.models import VARIABLE_COLUMNS, PatientRecord, StoredResource, StudyRowRecord
 
 CHUNK_PATIENTS = 500
+
+# Built once, with expanding parameters: `in_(list)` would coerce each pseudonym of a chunk into
+# its own bound parameter object on every execution.
+_PSEUDONYMS = bindparam("pseudonyms", expanding=True)
+_STORED = StoredResource.__table__.c
+_CURRENT_BODIES = (
+    select(_STORED.patient_pseudonym, _STORED.body)
+    .where(_STORED.patient_pseudonym.in_(_PSEUDONYMS), _STORED.is_current.is_(True), _STORED.withdrawn.is_(False))
+    .order_by(_STORED.resource_type, _STORED.resource_id)
+)
+_DELETE_ROWS = StudyRowRecord.__table__.delete().where(StudyRowRecord.__table__.c.pseudonym.in_(_PSEUDONYMS))
+_MARK_DERIVED = update(PatientRecord.__table__).where(PatientRecord.__table__.c.pseudonym.in_(_PSEUDONYMS)).values(needs_derivation=False)
 
 
 def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule) -> tuple[int, Counter[str]]:
@@ -44,22 +56,16 @@ def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule) -> tup
                 for pseudonym, resources in _current_resources(connection, pseudonyms).items()
             ]
             derived = [row for row in rows if row is not None]
-            table = StudyRowRecord.__table__
-            connection.execute(table.delete().where(table.c.pseudonym.in_(pseudonyms)))
+            connection.execute(_DELETE_ROWS, {"pseudonyms": pseudonyms})
             if derived:
-                connection.execute(table.insert(), derived)
-            connection.execute(update(PatientRecord.__table__).where(patient.pseudonym.in_(pseudonyms)).values(needs_derivation=False))
+                connection.execute(StudyRowRecord.__table__.insert(), derived)
+            connection.execute(_MARK_DERIVED, {"pseudonyms": pseudonyms})
             derived_total += len(derived)
 
 
 def _current_resources(connection: Connection, pseudonyms: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    stored = StoredResource.__table__.c
     by_patient: dict[str, list[dict[str, Any]]] = {p: [] for p in pseudonyms}
-    for pseudonym, body in connection.execute(
-        select(stored.patient_pseudonym, stored.body)
-        .where(stored.patient_pseudonym.in_(pseudonyms), stored.is_current.is_(True), stored.withdrawn.is_(False))
-        .order_by(stored.resource_type, stored.resource_id)
-    ):
+    for pseudonym, body in connection.execute(_CURRENT_BODIES, {"pseudonyms": pseudonyms}).all():
         by_patient[pseudonym].append(orjson.loads(body))
     return by_patient
 

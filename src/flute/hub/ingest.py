@@ -21,9 +21,11 @@ Guarantees:
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
@@ -31,7 +33,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, bindparam, select, update
 
 from flute.fhir.extract import InclusionRule
 from flute.fhir.issues import Issue, Severity
@@ -52,6 +54,8 @@ from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore
 
 DEFAULT_CHUNK_ENTRIES = 2000
+#: Allocations between young-generation garbage collections during an import (see _fewer_collections).
+IMPORT_GC_THRESHOLD = 50_000
 
 RULE_UNREADABLE = "import.unreadable"
 RULE_DELETE = "import.delete-unsupported"
@@ -156,10 +160,13 @@ def _instant(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _meta(resource: dict[str, Any], key: str) -> str | None:
+def _version_meta(resource: dict[str, Any]) -> tuple[str | None, str | None]:
+    """meta.versionId and meta.lastUpdated, each None unless a string."""
     meta = resource.get("meta")
-    value = meta.get(key) if isinstance(meta, dict) else None
-    return value if isinstance(value, str) else None
+    if not isinstance(meta, dict):
+        return None, None
+    version_id, last_updated = meta.get("versionId"), meta.get("lastUpdated")
+    return (version_id if isinstance(version_id, str) else None, last_updated if isinstance(last_updated, str) else None)
 
 
 def _issue(rule: str, code: str, message: str, entry: SourceEntry, resource: dict[str, Any] | None = None) -> Issue:
@@ -173,6 +180,24 @@ def _issue(rule: str, code: str, message: str, entry: SourceEntry, resource: dic
         location=entry.location,
         code=code,
     )
+
+
+# The chunk's statements, built once: `in_(list)` would coerce every id of a chunk into its own
+# bound parameter object on each execution; an expanding parameter takes the list as one value.
+_STORED = StoredResource.__table__.c
+_STORED_VERSIONS = select(
+    _STORED.row_id, _STORED.resource_id, _STORED.content_hash, _STORED.version_id,
+    _STORED.last_updated, _STORED.patient_pseudonym, _STORED.is_current,
+).where(_STORED.resource_type == bindparam("resource_type"), _STORED.resource_id.in_(bindparam("ids", expanding=True)))
+_PATIENT_STATES = select(PatientRecord.__table__.c.pseudonym, PatientRecord.__table__.c.withdrawn_at).where(
+    PatientRecord.__table__.c.pseudonym.in_(bindparam("pseudonyms", expanding=True))
+)
+_MARK_STALE = (
+    update(PatientRecord.__table__)
+    .where(PatientRecord.__table__.c.pseudonym.in_(bindparam("pseudonyms", expanding=True)))
+    .values(needs_derivation=True)
+)
+_DEMOTE = update(StoredResource.__table__).where(_STORED.row_id.in_(bindparam("row_ids", expanding=True))).values(is_current=False)
 
 
 @dataclass(slots=True)
@@ -225,14 +250,8 @@ class _Chunk:
                     ids_by_type.setdefault(item.resource_type, set()).add(item.resource_id)
                 if item.subject:
                     ids_by_type.setdefault("Patient", set()).add(item.subject)
-        stored = StoredResource.__table__.c
         for resource_type, ids in ids_by_type.items():  # per type: served by the (type, id) index
-            for row in self._connection.execute(
-                select(
-                    stored.row_id, stored.resource_id, stored.content_hash, stored.version_id,
-                    stored.last_updated, stored.patient_pseudonym, stored.is_current,
-                ).where(stored.resource_type == resource_type, stored.resource_id.in_(ids))
-            ):
+            for row in self._connection.execute(_STORED_VERSIONS, {"resource_type": resource_type, "ids": list(ids)}):
                 version = _Version(row.content_hash, row.version_id, row.last_updated, row.patient_pseudonym, row.is_current, row.row_id)
                 self._versions.setdefault((resource_type, row.resource_id), []).append(version)
                 if resource_type == "Patient" and row.is_current and row.patient_pseudonym:
@@ -244,9 +263,8 @@ class _Chunk:
                     # A stored Patient keeps its pseudonym even if its identifiers change.
                     item.pseudonym = self._patient_pseudonyms.get(item.resource_id) or self._pseudonymizer.for_patient(item.entry.resource)
                     candidates.add(item.pseudonym)
-        patient = PatientRecord.__table__.c
         if candidates:
-            for row in self._connection.execute(select(patient.pseudonym, patient.withdrawn_at).where(patient.pseudonym.in_(candidates))):
+            for row in self._connection.execute(_PATIENT_STATES, {"pseudonyms": list(candidates)}):
                 self._known_pseudonyms.add(row.pseudonym)
                 if row.withdrawn_at is not None:
                     self._withdrawn.add(row.pseudonym)
@@ -361,8 +379,8 @@ class _Chunk:
         versions = self._versions.setdefault((accepted.resource_type, accepted.resource_id), [])
         if any(v.content_hash == accepted.content_hash for v in versions):
             return EntryOutcome.UNCHANGED, None, set()
-        resource = accepted.entry.resource or {}
-        incoming = _Version(accepted.content_hash, _meta(resource, "versionId"), _meta(resource, "lastUpdated"), accepted.pseudonym, True)
+        version_id, last_updated = _version_meta(accepted.entry.resource or {})
+        incoming = _Version(accepted.content_hash, version_id, last_updated, accepted.pseudonym, True)
         current = next((v for v in versions if v.is_current), None)
         touched = {accepted.pseudonym} if accepted.pseudonym else set()
         if current is not None:
@@ -410,12 +428,13 @@ class Ingestor:
     def run(self, units: Iterable[ImportUnit], source: str) -> BatchReport:
         report = BatchReport(batch_id=self._start_batch(source), source=source)
         try:
-            deferred: list[ImportUnit] = []
-            for chunk in _chunks(units, self._chunk_entries):
-                deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
-            for chunk in _chunks(deferred, self._chunk_entries):
-                self._write_chunk(chunk, report, allow_defer=False)
-            derived, findings = derive_stale_rows(self._store.engine, report.batch_id, self._rule)
+            with _fewer_collections():
+                deferred: list[ImportUnit] = []
+                for chunk in _chunks(units, self._chunk_entries):
+                    deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
+                for chunk in _chunks(deferred, self._chunk_entries):
+                    self._write_chunk(chunk, report, allow_defer=False)
+                derived, findings = derive_stale_rows(self._store.engine, report.batch_id, self._rule)
             report.patients_derived += derived
             report.derivation_issues_by_rule.update(findings)
         except BaseException as exc:
@@ -531,11 +550,9 @@ def _write(
         connection.execute(PatientRecord.__table__.insert(), new_patients)
     already_known = stale - {p["pseudonym"] for p in new_patients}
     if already_known:
-        connection.execute(
-            update(PatientRecord.__table__).where(PatientRecord.pseudonym.in_(already_known)).values(needs_derivation=True)
-        )
+        connection.execute(_MARK_STALE, {"pseudonyms": sorted(already_known)})
     if demoted:
-        connection.execute(update(StoredResource.__table__).where(StoredResource.row_id.in_(demoted)).values(is_current=False))
+        connection.execute(_DEMOTE, {"row_ids": demoted})
     if new_versions:
         _bulk_insert(
             connection,
@@ -565,7 +582,9 @@ def _bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...],
     if not compiled.positional or compiled.implicit_returning:
         connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    processors = [(i, table.c[name].type.bind_processor(connection.dialect)) for i, name in enumerate(columns)]
+    dialect = connection.dialect
+    # The dialect's implementation of each type: generic DateTime has no processor of its own.
+    processors = [(i, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for i, name in enumerate(columns)]
     # Processed values memoised per column: flags and the chunk's timestamp repeat on every row.
     active = [(i, process, {}) for i, process in processors if process is not None]
     reorder = itemgetter(*[columns.index(name) for name in compiled.positiontup or ()])
@@ -579,6 +598,22 @@ def _bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...],
             values[i] = memo[value]
         parameters.append(reorder(values))
     connection.exec_driver_sql(compiled.string, parameters)
+
+
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Runs the cyclic garbage collector less often while importing. Ingest allocates dozens of
+    objects per resource and keeps a chunk of them alive, so with CPython's default threshold
+    (a young-generation pass every 700 allocations, promoting the chunk into the older
+    generations that later passes re-scan) the collector took about a fifth of an import's CPU.
+    The pipeline creates no reference cycles of its own - its objects are freed by reference
+    counting - so fewer passes lose nothing, and the collector still runs, keeping memory bounded."""
+    previous = gc.get_threshold()
+    gc.set_threshold(IMPORT_GC_THRESHOLD, *previous[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def _chunks(units: Iterable[ImportUnit], max_entries: int) -> Iterator[list[ImportUnit]]:
