@@ -155,3 +155,14 @@ def test_hub_api_runs_on_loopback_and_refuses_plain_http_elsewhere(tmp_path: Pat
         assert me.json()["org_id"] == "hospital-a"
     exposed = runner.invoke(app, ["hub", "api", "--home", str(home), "--host", "0.0.0.0", "--port", str(port)])
     assert exposed.exit_code == 2 and "refusing plain HTTP" in exposed.output
+
+
+def test_node_keys_are_created_once_privately_and_refused_when_readable(tmp_path: Path) -> None:
+    from flute.governance.keys import KEYS_FILE, NodeKeyError, load_node_keys
+
+    first = load_node_keys(tmp_path)
+    assert load_node_keys(tmp_path) == first and first.token_key != first.audit_key
+    assert [p.name for p in tmp_path.iterdir()] == [KEYS_FILE]
+    (tmp_path / KEYS_FILE).chmod(0o644)
+    with pytest.raises(NodeKeyError, match="chmod 600"):
+        load_node_keys(tmp_path)

@@ -48,11 +48,20 @@ def load_node_keys(home: Path) -> NodeKeys:
 
 
 def _create(path: Path) -> None:
+    """Write the keys to a private temporary file, then link it into place: the file appears
+    complete or not at all, and when two processes race the first one's keys win."""
     path.parent.mkdir(parents=True, exist_ok=True)
     values = {"token_key": secrets.token_bytes(KEY_BYTES).hex(), "audit_key": secrets.token_bytes(KEY_BYTES).hex()}
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return  # another process created it first; use theirs
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(tomli_w.dumps(values))
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(tomli_w.dumps(values))
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass  # another process created it first; use theirs
+    finally:
+        temporary.unlink()
