@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Union, get_args
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from flute.cohort.variables import VARIABLE_NAMES
+from flute.cohort.variables import PIRADS, VARIABLE_NAMES
 from flute.engine.model_specs import LOCAL_STEP_SPECS, TREE_SPECS, DecisionTreeSpec, GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec, TuningSpec
 from flute.evaluate.grid import ScoreGrid
 
@@ -147,13 +147,22 @@ class ResourceSpec(_Strict):
     max_runtime_s: float = Field(default=3600.0, gt=0.0)
 
 
+ComparatorName = Literal["pirads_only", "bcn_reference"]
+"""Vetted comparators of the validation report (F-PIL-15; `flute.engine.comparators`)."""
+
+#: The study variables each comparator reads: the cohort must include them.
+COMPARATOR_VARIABLES: dict[str, tuple[str, ...]] = {"pirads_only": (PIRADS,), "bcn_reference": VARIABLE_NAMES}
+
+
 class EvaluationSpec(_Strict):
-    """Federated validation: k-fold CV with folds assigned at hubs, leave-one-hub-out, and the
-    number of bins of the shared risk histogram (flute.evaluate.ScoreGrid) hubs release."""
+    """Federated validation: k-fold CV with folds assigned at hubs, leave-one-hub-out, the
+    number of bins of the shared risk histogram (flute.evaluate.ScoreGrid) hubs release, and the
+    comparators scored on the same out-of-fold patients under the same privacy rules."""
 
     cv_folds: int = Field(default=5, ge=0, le=20)
     leave_one_hub_out: bool = True
     score_bins: int = Field(default=8000, ge=1000, le=100_000)
+    comparators: tuple[ComparatorName, ...] = ()
 
     @field_validator("cv_folds")
     @classmethod
@@ -291,6 +300,25 @@ class StudySpec(_Strict):
             unknown = sorted(set(self.tuning.space) - set(type(self.model).model_fields) | ({"name"} & set(self.tuning.space)))
             if unknown:
                 raise ValueError(f"tuning.space names {unknown}, which are not tunable options of model {self.model.name!r}")
+        return self
+
+    @model_validator(mode="after")
+    def _comparators_fit_the_study(self) -> StudySpec:
+        """Comparators are scored on the CV folds' held-out rows from the cohort's variables; their
+        training is not part of a DP study's privacy plan, so DP studies cannot have them."""
+        chosen = self.evaluation.comparators
+        if not chosen:
+            return self
+        if len(set(chosen)) != len(chosen):
+            raise ValueError(f"evaluation.comparators lists a comparator more than once: {list(chosen)}")
+        if self.evaluation.cv_folds < 2:
+            raise ValueError("evaluation.comparators are scored on the CV folds' held-out rows; set evaluation.cv_folds >= 2")
+        if self.pets.dp is not None:
+            raise ValueError("evaluation.comparators are not covered by the study's DP plan; remove them with pets.mode 'secagg_dp'")
+        for name in chosen:
+            missing = [variable for variable in COMPARATOR_VARIABLES[name] if variable not in self.cohort.variables]
+            if missing:
+                raise ValueError(f"evaluation.comparators: {name!r} needs the cohort variables {missing}; add them to cohort.variables")
         return self
 
     @model_validator(mode="after")
