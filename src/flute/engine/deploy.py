@@ -69,7 +69,7 @@ class DeploymentError(RuntimeError):
 
 
 class RunFailed(DeploymentError):
-    """A run finished without completing; `details` is the SuperLink's reason (e.g. the traceback)."""
+    """A run finished without completing; `status.details` is the SuperLink's reason."""
 
     def __init__(self, status: RunStatus) -> None:
         self.status = status
@@ -234,10 +234,10 @@ class ServiceProcess:
 
 def stop_all(services: Iterable[ServiceProcess]) -> None:
     """Stop several services in parallel: each SuperNode needs ~2 s to sign off at the SuperLink."""
-    services = list(services)
-    for service in services:
+    stopping = list(services)
+    for service in stopping:
         service.terminate()
-    for service in services:
+    for service in stopping:
         service.stop()
 
 
