@@ -8,9 +8,11 @@ the same feature matrix at every hub, its own labels) and returns its update; th
 obtains the SUM (plaintext: adds the updates it receives in the clear; FLUTE: the engine's own
 `SecureSummer` and hub handlers of `flute.engine.hub_secagg`; Flower: its SecAgg+ workflow with
 FedAvg over the masked [weight, weight * parameters]). Hubs run one after another in this
-process, so a round's wall time is the SUM of the hubs' work plus the coordinator's. The
-machine may be shared: plaintext and FLUTE rounds are run REPEATS times interleaved and the
-fastest of each is kept (load only ever adds time); Flower's round runs once.
+process, so a round's time is the SUM of the hubs' work plus the coordinator's. Times are CPU
+seconds of this process (`time.process_time`, all threads): on a shared machine wall-clock time
+moves with other processes' load by several-fold, CPU time much less. Wall-clock seconds are
+reported alongside. Plaintext and FLUTE rounds run REPEATS times interleaved, the fastest of
+each is kept; Flower's round runs once.
 
 Secure-aggregation parameters: complete graph for 3 and 10 hubs; for 100 hubs SecAgg+ with
 k = 8 neighbours (Flower: num_shares = 9); threshold = a majority of each hub's share holders.
@@ -129,10 +131,10 @@ def flute_apps(workload: Workload, spec):  # type: ignore[no-untyped-def]
 
     def stage(kind: PetMessageKind):  # type: ignore[no-untyped-def]
         def handler(message: Message, context) -> Message:  # type: ignore[no-untyped-def]
-            started = time.perf_counter()
+            started = time.process_time()
             reply = hub_secagg.continue_round(context, kind, SecAggMessage.from_record(message.content))
             if kind is PetMessageKind.SECAGG_MASK:
-                mask_seconds.append(time.perf_counter() - started)
+                mask_seconds.append(time.process_time() - started)
             return Message(reply, reply_to=message)
 
         return handler
@@ -146,9 +148,19 @@ def default_neighbours(hubs: int) -> int | None:
     return SPARSE_NEIGHBOURS if hubs > 10 else None
 
 
-def flute_round(workload: Workload, secure: bool, neighbours: int | None = None) -> tuple[float, float, float]:
-    """(round seconds, upload bytes per hub, mean masked_input ms per hub) of one round;
-    `neighbours` = SecAgg+ k (None: every pair masks)."""
+@dataclass(frozen=True, order=True)
+class RoundCost:
+    """Ordered by CPU seconds, so `min` keeps the least disturbed repetition."""
+
+    cpu_s: float
+    wall_s: float
+    upload_bytes_per_hub: float = 0.0
+    mask_ms_per_hub: float = 0.0
+
+
+def flute_round(workload: Workload, secure: bool, neighbours: int | None = None) -> RoundCost:
+    """One round; `neighbours` = SecAgg+ k (None: every pair masks). mask_ms_per_hub: CPU ms of
+    a hub's masked_input stage."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from flute.engine.flower import Array, ArrayRecord, Message, RecordDict, coordinator_identity
@@ -189,7 +201,7 @@ def flute_round(workload: Workload, secure: bool, neighbours: int | None = None)
         return answers
 
     with coordinator_identity(1):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         if secure:
             summer = SecureSummer(spec, "bench", parse_enrolment(enrolment, where="benchmark"), ask)
             from flute.engine.hub_secagg import float_encoding
@@ -198,18 +210,18 @@ def flute_round(workload: Workload, secure: bool, neighbours: int | None = None)
         else:
             answers = ask(BenchKind.PLAIN, {node: content for node in nodes}, "round-1", workload.hubs)
             total = np.sum([record.array_records["u"]["u"].numpy() for record in answers.values()], axis=0)
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - started_cpu
     expected = np.sum([workload.local_step(hub, np.zeros(workload.params)) for hub in range(workload.hubs)], axis=0)
     if not np.allclose(total, expected, atol=workload.hubs * 2.0**-23):
         raise AssertionError("the round's sum is wrong")
     mask_ms = 1000.0 * float(np.mean(mask_seconds)) if mask_seconds else 0.0
-    return seconds, float(np.mean(list(grid.uploaded.values()))), mask_ms
+    return RoundCost(cpu, seconds, float(np.mean(list(grid.uploaded.values()))), mask_ms)
 
 
 # -- Flower's SecAgg+ -----------------------------------------------------------------------------
 
 
-def flower_round(workload: Workload) -> float:
+def flower_round(workload: Workload) -> RoundCost:
     """One fit round of Flower's DefaultWorkflow with SecAggPlusWorkflow over the same Grid."""
     from flwr.client import NumPyClient
     from flwr.client.mod import secaggplus_mod
@@ -238,9 +250,9 @@ def flower_round(workload: Workload) -> float:
     context = LegacyContext(context=Context(1, 0, {}, RecordDict(), {}), config=ServerConfig(num_rounds=1), strategy=strategy)
     workflow = DefaultWorkflow(fit_workflow=SecAggPlusWorkflow(num_shares=shares, reconstruction_threshold=shares // 2 + 1, clipping_range=8.0))
     with coordinator_identity(1):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         workflow(grid, context)
-        return time.perf_counter() - started
+        return RoundCost(time.process_time() - started_cpu, time.perf_counter() - started)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -260,45 +272,50 @@ def main(argv: list[str] | None = None) -> int:
     for params in [p for p in PARAM_COUNTS if p <= args.max_params]:
         for hubs in HUB_COUNTS:
             key, workload = label(hubs, params), Workload(params, hubs)
-            plain_s, plain_bytes, _ = flute_round(workload, secure=False)
-            if plain_s * 4 > SKIP_ABOVE_S:  # large rounds: secure ones cost up to a few times plaintext
-                rows.append((key, f"{plain_s:.3f}", "skipped (> 2 min expected)", "", "", "", ""))
+            plain = flute_round(workload, secure=False)
+            if plain.wall_s * 4 > SKIP_ABOVE_S:  # large rounds: secure ones cost up to a few times plaintext
+                rows.append((key, f"{plain.cpu_s:.3f}", "skipped (> 2 min expected)", "", "", "", ""))
                 continue
-            ours_s, ours_bytes, mask_ms = flute_round(workload, secure=True, neighbours=default_neighbours(hubs))
-            for _ in range(REPEATS - 1 if plain_s * REPEATS * 4 < SKIP_ABOVE_S else 0):
-                plain_s = min(plain_s, flute_round(workload, secure=False)[0])
-                again = flute_round(workload, secure=True, neighbours=default_neighbours(hubs))
-                ours_s, mask_ms = min(ours_s, again[0]), min(mask_ms, again[2])
-            flower_s = flower_round(workload) if ours_s * 4 < SKIP_ABOVE_S else float("nan")
-            figures[f"overhead_ratio_{key}"] = ours_s / plain_s
-            figures[f"flower_secaggplus_ratio_{key}"] = flower_s / plain_s
-            figures[f"mask_ms_per_hub_{key}"] = mask_ms
-            figures[f"bytes_ratio_{key}"] = ours_bytes / plain_bytes
-            figures[f"plaintext_round_s_{key}"] = plain_s
-            figures[f"bytes_per_hub_plaintext_{key}"] = plain_bytes
-            figures[f"bytes_per_hub_flute_{key}"] = ours_bytes
+            ours = flute_round(workload, secure=True, neighbours=default_neighbours(hubs))
+            for _ in range(REPEATS - 1 if plain.wall_s * REPEATS * 4 < SKIP_ABOVE_S else 0):
+                plain = min(plain, flute_round(workload, secure=False))
+                ours = min(ours, flute_round(workload, secure=True, neighbours=default_neighbours(hubs)))
+            flower = flower_round(workload) if ours.wall_s * 4 < SKIP_ABOVE_S else RoundCost(math.nan, math.nan)
+            figures[f"overhead_ratio_{key}"] = ours.cpu_s / plain.cpu_s
+            figures[f"flower_secaggplus_ratio_{key}"] = flower.cpu_s / plain.cpu_s
+            figures[f"mask_ms_per_hub_{key}"] = ours.mask_ms_per_hub
+            figures[f"bytes_ratio_{key}"] = ours.upload_bytes_per_hub / plain.upload_bytes_per_hub
+            figures[f"overhead_ratio_wall_{key}"] = ours.wall_s / plain.wall_s
+            figures[f"plaintext_round_cpu_s_{key}"] = plain.cpu_s
+            figures[f"bytes_per_hub_plaintext_{key}"] = plain.upload_bytes_per_hub
+            figures[f"bytes_per_hub_flute_{key}"] = ours.upload_bytes_per_hub
             rows.append(
-                (key, f"{plain_s:.3f}", f"{ours_s:.3f} ({ours_s / plain_s:.2f}x)", f"{flower_s:.3f} ({flower_s / plain_s:.2f}x)", f"{mask_ms:.1f}",
-                 f"{plain_bytes:,.0f}", f"{ours_bytes:,.0f} ({ours_bytes / plain_bytes:.4f}x)")
+                (
+                    key,
+                    f"{plain.cpu_s:.3f} ({plain.wall_s:.3f})",
+                    f"{ours.cpu_s:.3f} ({ours.wall_s:.3f}) {ours.cpu_s / plain.cpu_s:.2f}x",
+                    f"{flower.cpu_s:.3f} ({flower.wall_s:.3f}) {flower.cpu_s / plain.cpu_s:.2f}x",
+                    f"{ours.mask_ms_per_hub:.1f}",
+                    f"{plain.upload_bytes_per_hub:,.0f}",
+                    f"{ours.upload_bytes_per_hub:,.0f} ({ours.upload_bytes_per_hub / plain.upload_bytes_per_hub:.4f}x)",
+                )
             )
             print(" | ".join(rows[-1]), flush=True)
     if args.max_params >= 1e6:
         # The same 10-hub, 1e6-parameter round with a SecAgg+ graph of k = 4 (about log2 n) instead
         # of the complete graph: each hub expands 5 masks instead of 10.
         workload = Workload(1_000_000, 10)
-        plain_s, sparse_s, sparse_mask = math.inf, math.inf, math.inf
-        for _ in range(REPEATS):
-            plain_s = min(plain_s, flute_round(workload, secure=False)[0])
-            seconds, _, mask_ms = flute_round(workload, secure=True, neighbours=4)
-            sparse_s, sparse_mask = min(sparse_s, seconds), min(sparse_mask, mask_ms)
-        figures["overhead_ratio_10h_1e6_k4"] = sparse_s / plain_s
-        figures["mask_ms_per_hub_10h_1e6_k4"] = sparse_mask
-        rows.append(("10h_1e6 k=4", f"{plain_s:.3f}", f"{sparse_s:.3f} ({sparse_s / plain_s:.2f}x)", "", f"{sparse_mask:.1f}", "", ""))
+        plain, sparse = flute_round(workload, secure=False), flute_round(workload, secure=True, neighbours=4)
+        for _ in range(REPEATS - 1):
+            plain, sparse = min(plain, flute_round(workload, secure=False)), min(sparse, flute_round(workload, secure=True, neighbours=4))
+        figures["overhead_ratio_10h_1e6_k4"] = sparse.cpu_s / plain.cpu_s
+        figures["mask_ms_per_hub_10h_1e6_k4"] = sparse.mask_ms_per_hub
+        rows.append(("10h_1e6 k=4", f"{plain.cpu_s:.3f} ({plain.wall_s:.3f})", f"{sparse.cpu_s:.3f} ({sparse.wall_s:.3f}) {sparse.cpu_s / plain.cpu_s:.2f}x", "", f"{sparse.mask_ms_per_hub:.1f}", "", ""))
     from rich.console import Console
     from rich.table import Table
 
     table = Table(title="One round (sequential hubs, one process): plaintext vs FLUTE secure aggregation vs Flower SecAgg+")
-    for column in ("hubs_params", "plaintext s", "FLUTE secagg s", "Flower SecAgg+ s", "mask ms/hub", "upload B/hub plain", "upload B/hub FLUTE"):
+    for column in ("hubs_params", "plaintext CPU s (wall)", "FLUTE CPU s (wall), ratio", "Flower SecAgg+ CPU s (wall), ratio", "mask CPU ms/hub", "upload B/hub plain", "upload B/hub FLUTE"):
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*row)
