@@ -11,28 +11,43 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Delete, Engine, Select, Update, select, update
 
 from flute.fhir.extract import InclusionRule, extract_patient
+from flute.hub.bulk import bulk_insert, in_values
 from flute.hub.models import VARIABLE_COLUMNS, PatientRecord, StoredResource, StudyRowRecord
 
 CHUNK_PATIENTS = 500
+#: The study_row columns in the order `_study_row` gives their values.
+STUDY_ROW_COLUMNS = ("pseudonym", *VARIABLE_COLUMNS.values(), "isup", "cspca", "included", "derived_from_batch", "updated_at")
 
-# Built once, with expanding parameters: `in_(list)` would coerce each pseudonym of a chunk into
-# its own bound parameter object on every execution.
-_PSEUDONYMS = bindparam("pseudonyms", expanding=True)
-_STORED = StoredResource.__table__.c
-_CURRENT_BODIES = (
-    select(_STORED.patient_pseudonym, _STORED.body)
-    .where(_STORED.patient_pseudonym.in_(_PSEUDONYMS), _STORED.is_current.is_(True), _STORED.withdrawn.is_(False))
-    .order_by(_STORED.resource_type, _STORED.resource_id)
-)
-_DELETE_ROWS = StudyRowRecord.__table__.delete().where(StudyRowRecord.__table__.c.pseudonym.in_(_PSEUDONYMS))
-_MARK_DERIVED = update(PatientRecord.__table__).where(PatientRecord.__table__.c.pseudonym.in_(_PSEUDONYMS)).values(needs_derivation=False)
+@dataclass(frozen=True)
+class _DeriveStatements:
+    """The statements of one derivation chunk, built once per dialect (`bulk.in_values`)."""
+
+    current_bodies: Select[Any]
+    delete_rows: Delete
+    mark_derived: Update
+
+    @staticmethod
+    @cache
+    def for_dialect(dialect_name: str) -> _DeriveStatements:
+        stored, study_row, patient = StoredResource.__table__.c, StudyRowRecord.__table__.c, PatientRecord.__table__.c
+        return _DeriveStatements(
+            current_bodies=(
+                select(stored.patient_pseudonym, stored.body)
+                .where(in_values(stored.patient_pseudonym, "pseudonyms", dialect_name), stored.is_current.is_(True), stored.withdrawn.is_(False))
+                .order_by(stored.resource_type, stored.resource_id)
+            ),
+            delete_rows=StudyRowRecord.__table__.delete().where(in_values(study_row.pseudonym, "pseudonyms", dialect_name)),
+            mark_derived=update(PatientRecord.__table__).where(in_values(patient.pseudonym, "pseudonyms", dialect_name)).values(needs_derivation=False),
+        )
 
 
 def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule) -> tuple[int, Counter[str]]:
@@ -51,43 +66,38 @@ def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule) -> tup
             ).scalars().all()
             if not pseudonyms:
                 return derived_total, findings
+            statements = _DeriveStatements.for_dialect(connection.dialect.name)
+            now = datetime.now(UTC)
             rows = [
-                _study_row(pseudonym, resources, rule, batch_id, findings)
-                for pseudonym, resources in _current_resources(connection, pseudonyms).items()
+                _study_row(pseudonym, resources, rule, batch_id, now, findings)
+                for pseudonym, resources in _current_resources(connection, statements, pseudonyms).items()
             ]
             derived = [row for row in rows if row is not None]
-            connection.execute(_DELETE_ROWS, {"pseudonyms": pseudonyms})
-            if derived:
-                connection.execute(StudyRowRecord.__table__.insert(), derived)
-            connection.execute(_MARK_DERIVED, {"pseudonyms": pseudonyms})
+            connection.execute(statements.delete_rows, {"pseudonyms": pseudonyms})
+            bulk_insert(connection, StudyRowRecord.__table__, STUDY_ROW_COLUMNS, derived)
+            connection.execute(statements.mark_derived, {"pseudonyms": pseudonyms})
             derived_total += len(derived)
 
 
-def _current_resources(connection: Connection, pseudonyms: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+def _current_resources(connection: Connection, statements: _DeriveStatements, pseudonyms: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     by_patient: dict[str, list[dict[str, Any]]] = {p: [] for p in pseudonyms}
-    for pseudonym, body in connection.execute(_CURRENT_BODIES, {"pseudonyms": pseudonyms}).all():
+    for pseudonym, body in connection.execute(statements.current_bodies, {"pseudonyms": pseudonyms}).all():
         by_patient[pseudonym].append(orjson.loads(body))
     return by_patient
 
 
 def _study_row(
-    pseudonym: str, resources: list[dict[str, Any]], rule: InclusionRule, batch_id: int, findings: Counter[str]
-) -> dict[str, Any] | None:
-    """The study_row values of one patient; None without a current Patient resource."""
+    pseudonym: str, resources: list[dict[str, Any]], rule: InclusionRule, batch_id: int, now: datetime, findings: Counter[str]
+) -> tuple[Any, ...] | None:
+    """The study_row values of one patient, in STUDY_ROW_COLUMNS order; None without a current
+    Patient resource."""
     patients = [r for r in resources if r.get("resourceType") == "Patient"]
     if not patients:
         return None
     row, issues = extract_patient(patients[0], [r for r in resources if r.get("resourceType") != "Patient"], rule)
     findings.update(issue.rule for issue in issues)
-    return {
-        "pseudonym": pseudonym,
-        **{column: _as_float(row.variables.get(name)) for name, column in VARIABLE_COLUMNS.items()},
-        "isup": row.isup,
-        "cspca": row.cspca,
-        "included": row.included,
-        "derived_from_batch": batch_id,
-        "updated_at": datetime.now(UTC),
-    }
+    variables = tuple(_as_float(row.variables.get(name)) for name in VARIABLE_COLUMNS)
+    return (pseudonym, *variables, row.isup, row.cspca, row.included, batch_id, now)
 
 
 def _as_float(value: float | int | None) -> float | None:

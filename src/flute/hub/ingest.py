@@ -26,14 +26,14 @@ import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import cache
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
-from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Table, bindparam, select, update
+from sqlalchemy import Connection, Select, Update, bindparam, select, update
 
 from flute.fhir.extract import InclusionRule
 from flute.fhir.issues import Issue, Severity
@@ -41,6 +41,7 @@ from flute.fhir.references import subject_id
 from flute.fhir.source import ImportUnit, SourceEntry
 from flute.fhir.validate import check_references, validate_resource
 from flute.governance.audit import record
+from flute.hub.bulk import bulk_insert, in_values
 from flute.hub.derive import derive_stale_rows
 from flute.hub.models import (
     BatchStatus,
@@ -182,22 +183,29 @@ def _issue(rule: str, code: str, message: str, entry: SourceEntry, resource: dic
     )
 
 
-# The chunk's statements, built once: `in_(list)` would coerce every id of a chunk into its own
-# bound parameter object on each execution; an expanding parameter takes the list as one value.
-_STORED = StoredResource.__table__.c
-_STORED_VERSIONS = select(
-    _STORED.row_id, _STORED.resource_id, _STORED.content_hash, _STORED.version_id,
-    _STORED.last_updated, _STORED.patient_pseudonym, _STORED.is_current,
-).where(_STORED.resource_type == bindparam("resource_type"), _STORED.resource_id.in_(bindparam("ids", expanding=True)))
-_PATIENT_STATES = select(PatientRecord.__table__.c.pseudonym, PatientRecord.__table__.c.withdrawn_at).where(
-    PatientRecord.__table__.c.pseudonym.in_(bindparam("pseudonyms", expanding=True))
-)
-_MARK_STALE = (
-    update(PatientRecord.__table__)
-    .where(PatientRecord.__table__.c.pseudonym.in_(bindparam("pseudonyms", expanding=True)))
-    .values(needs_derivation=True)
-)
-_DEMOTE = update(StoredResource.__table__).where(_STORED.row_id.in_(bindparam("row_ids", expanding=True))).values(is_current=False)
+@dataclass(frozen=True)
+class _ChunkStatements:
+    """The statements a chunk runs, built once per dialect (`bulk.in_values` explains why the
+    id lists are not expanding IN clauses on SQLite)."""
+
+    stored_versions: Select[Any]
+    patient_states: Select[Any]
+    mark_stale: Update
+    demote: Update
+
+    @staticmethod
+    @cache
+    def for_dialect(dialect_name: str) -> _ChunkStatements:
+        stored, patient = StoredResource.__table__.c, PatientRecord.__table__.c
+        return _ChunkStatements(
+            stored_versions=select(
+                stored.row_id, stored.resource_id, stored.content_hash, stored.version_id,
+                stored.last_updated, stored.patient_pseudonym, stored.is_current,
+            ).where(stored.resource_type == bindparam("resource_type"), in_values(stored.resource_id, "ids", dialect_name)),
+            patient_states=select(patient.pseudonym, patient.withdrawn_at).where(in_values(patient.pseudonym, "pseudonyms", dialect_name)),
+            mark_stale=update(PatientRecord.__table__).where(in_values(patient.pseudonym, "pseudonyms", dialect_name)).values(needs_derivation=True),
+            demote=update(StoredResource.__table__).where(in_values(stored.row_id, "row_ids", dialect_name)).values(is_current=False),
+        )
 
 
 @dataclass(slots=True)
@@ -243,6 +251,7 @@ class _Chunk:
     def _load_snapshot(self) -> None:
         """Reads what the chunk's decisions depend on: stored versions of its resources, the
         pseudonyms of the Patients it refers to, and which of those patients exist or withdrew."""
+        statements = _ChunkStatements.for_dialect(self._connection.dialect.name)
         ids_by_type: dict[str, set[str]] = {}
         for _, items in self._units:
             for item in items:
@@ -251,7 +260,7 @@ class _Chunk:
                 if item.subject:
                     ids_by_type.setdefault("Patient", set()).add(item.subject)
         for resource_type, ids in ids_by_type.items():  # per type: served by the (type, id) index
-            for row in self._connection.execute(_STORED_VERSIONS, {"resource_type": resource_type, "ids": list(ids)}):
+            for row in self._connection.execute(statements.stored_versions, {"resource_type": resource_type, "ids": ids}):
                 version = _Version(row.content_hash, row.version_id, row.last_updated, row.patient_pseudonym, row.is_current, row.row_id)
                 self._versions.setdefault((resource_type, row.resource_id), []).append(version)
                 if resource_type == "Patient" and row.is_current and row.patient_pseudonym:
@@ -264,7 +273,7 @@ class _Chunk:
                     item.pseudonym = self._patient_pseudonyms.get(item.resource_id) or self._pseudonymizer.for_patient(item.entry.resource)
                     candidates.add(item.pseudonym)
         if candidates:
-            for row in self._connection.execute(_PATIENT_STATES, {"pseudonyms": list(candidates)}):
+            for row in self._connection.execute(statements.patient_states, {"pseudonyms": candidates}):
                 self._known_pseudonyms.add(row.pseudonym)
                 if row.withdrawn_at is not None:
                     self._withdrawn.add(row.pseudonym)
@@ -546,15 +555,16 @@ def _write(
 ) -> None:
     """One chunk's writes, in dependency order: patients, demotions (before the new current
     versions, for the unique "one current version" index), resources, provenance, quarantine."""
+    statements = _ChunkStatements.for_dialect(connection.dialect.name)
     if new_patients:
         connection.execute(PatientRecord.__table__.insert(), new_patients)
     already_known = stale - {p["pseudonym"] for p in new_patients}
     if already_known:
-        connection.execute(_MARK_STALE, {"pseudonyms": sorted(already_known)})
+        connection.execute(statements.mark_stale, {"pseudonyms": sorted(already_known)})
     if demoted:
-        connection.execute(_DEMOTE, {"row_ids": demoted})
+        connection.execute(statements.demote, {"row_ids": demoted})
     if new_versions:
-        _bulk_insert(
+        bulk_insert(
             connection,
             StoredResource.__table__,
             ("resource_type", "resource_id", "version_id", "last_updated", "content_hash", "body", "patient_pseudonym", "batch_id", "is_current", "withdrawn"),
@@ -563,7 +573,7 @@ def _write(
                 for a, v in new_versions
             ],
         )
-        _bulk_insert(
+        bulk_insert(
             connection,
             ProvenanceRecord.__table__,
             ("resource_type", "resource_id", "content_hash", "batch_id", "source", "recorded_at"),
@@ -571,33 +581,6 @@ def _write(
         )
     if quarantine:
         connection.execute(QuarantineRecord.__table__.insert(), quarantine)
-
-
-def _bulk_insert(connection: Connection, table: Table, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """executemany, the hot path of ingest. On SQLite straight to the driver: SQLAlchemy's
-    per-row parameter handling would cost more than SQLite's own work; the values go through
-    the columns' own bind processors, so what is stored is exactly what SQLAlchemy would store.
-    Elsewhere (PostgreSQL) SQLAlchemy's batched multi-row INSERT is already efficient."""
-    compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(columns))
-    if not compiled.positional or compiled.implicit_returning:
-        connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
-        return
-    dialect = connection.dialect
-    # The dialect's implementation of each type: generic DateTime has no processor of its own.
-    processors = [(i, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for i, name in enumerate(columns)]
-    # Processed values memoised per column: flags and the chunk's timestamp repeat on every row.
-    active = [(i, process, {}) for i, process in processors if process is not None]
-    reorder = itemgetter(*[columns.index(name) for name in compiled.positiontup or ()])
-    parameters = []
-    for row in rows:
-        values = list(row)
-        for i, process, memo in active:
-            value = values[i]
-            if value not in memo:
-                memo[value] = process(value)
-            values[i] = memo[value]
-        parameters.append(reorder(values))
-    connection.exec_driver_sql(compiled.string, parameters)
 
 
 @contextmanager

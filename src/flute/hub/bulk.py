@@ -1,0 +1,67 @@
+"""Set-at-a-time SQL for the hub's hot paths (ingest, study-row derivation): bulk inserts and
+membership in a long list of values.
+
+Bulk inserts: on SQLite the rows go straight to the driver's executemany: SQLAlchemy's per-row parameter
+handling would cost more than SQLite's own work. The values still pass through each column's
+bind processor for the dialect, so what is stored is exactly what SQLAlchemy would store.
+Elsewhere (PostgreSQL) SQLAlchemy's batched multi-row INSERT is already efficient and is used.
+
+Membership (`in_values`): an expanding IN renders and binds one placeholder per value on every
+execution, which for the thousands of ids of an ingest chunk cost more than SQLite's lookups
+themselves; on SQLite the list is therefore bound as one JSON array read by `json_each`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from operator import itemgetter
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Connection, Dialect, Table, Text, TypeDecorator, bindparam, func, select
+
+
+class _JsonArray(TypeDecorator[Collection[Any]]):
+    """A collection of values bound as the text of a JSON array."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Collection[Any] | None, dialect: Dialect) -> str | None:
+        return None if value is None else orjson.dumps(list(value)).decode("utf-8")
+
+
+def in_values(column: ColumnElement[Any], name: str, dialect_name: str) -> ColumnElement[bool]:
+    """`column IN (the values bound as parameter `name`)`, passed as any collection of JSON
+    scalars: one JSON array parameter on SQLite, an expanding IN elsewhere."""
+    if dialect_name == "sqlite":
+        values = func.json_each(bindparam(name, type_=_JsonArray())).table_valued("value")
+        return column.in_(select(values.c.value))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def bulk_insert(connection: Connection, table: Table, columns: Sequence[str], rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert `rows` (tuples in the order of `columns`) into `table` in one executemany."""
+    if not rows:
+        return
+    compiled = table.insert().compile(dialect=connection.dialect, column_keys=list(columns))
+    if not compiled.positional or compiled.implicit_returning:
+        connection.execute(table.insert(), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
+    dialect = connection.dialect
+    # The dialect's implementation of each type: generic DateTime has no processor of its own.
+    processors = [(i, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for i, name in enumerate(columns)]
+    # Processed values memoised per column: flags and a chunk's timestamp repeat on every row.
+    active = [(i, process, {}) for i, process in processors if process is not None]
+    order = [list(columns).index(name) for name in compiled.positiontup or ()]
+    reorder = itemgetter(*order) if len(order) > 1 else (lambda values: tuple(values[i] for i in order))
+    parameters = []
+    for row in rows:
+        values = list(row)
+        for i, process, memo in active:
+            value = values[i]
+            if value not in memo:
+                memo[value] = process(value)
+            values[i] = memo[value]
+        parameters.append(reorder(values))
+    connection.exec_driver_sql(compiled.string, parameters)
