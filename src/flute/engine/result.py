@@ -8,11 +8,12 @@ checkpoint) in Flower's record format: the ServerApp leaves it in its Context st
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final, Literal
 
 import numpy as np
 
+from flute.engine.comparators import comparator_spec
 from flute.engine.flower import Array, ArrayRecord, ConfigRecord, RecordDict
 from flute.engine.records import Preprocessing, RecordFormatError
 from flute.engine.spec import StudySpec
@@ -27,14 +28,19 @@ RESULT: Final = "flute.result"
 
 @dataclass(frozen=True)
 class Task:
-    """One training task of a study: a CV fold, a held-out hub, or the final all-data model."""
+    """One training task of a study: a CV fold, a held-out hub, or the final all-data model.
+    `comparator` (CV folds only) names a comparator of `evaluation.comparators` trained and scored
+    in that fold instead of the study's model (`flute.engine.comparators`)."""
 
     kind: TaskKind
     fold: int = 0
     held_out_hub: str = ""
+    comparator: str = ""
 
     @property
     def key(self) -> str:
+        if self.comparator:
+            return f"{self.comparator}/cv-fold-{self.fold}"
         if self.kind == "cv":
             return f"cv-fold-{self.fold}"
         if self.kind == "loho":
@@ -43,6 +49,9 @@ class Task:
 
     @classmethod
     def from_key(cls, key: str) -> Task:
+        if "/" in key:
+            comparator, _, fold_key = key.partition("/")
+            return replace(cls.from_key(fold_key), comparator=comparator)
         if key == "final":
             return cls("final")
         if key.startswith("cv-fold-") and key.removeprefix("cv-fold-").isdigit():
@@ -109,7 +118,17 @@ class StudyResult:
     dropped_hubs: tuple[str, ...]
 
     def of_kind(self, kind: TaskKind) -> tuple[TaskOutcome, ...]:
-        return tuple(outcome for outcome in self.outcomes if outcome.task.kind == kind)
+        """The study model's tasks of that kind (comparator tasks are `comparator_summaries`)."""
+        return tuple(outcome for outcome in self.outcomes if outcome.task.kind == kind and not outcome.task.comparator)
+
+    def comparator_summaries(self) -> dict[str, ScoreSummary]:
+        """Each comparator's out-of-fold histograms, added over the CV folds and the hubs: the
+        same patients as `cv_pooled_summary`."""
+        per_comparator: dict[str, list[ScoreSummary]] = {}
+        for outcome in self.outcomes:
+            if outcome.task.comparator:
+                per_comparator.setdefault(outcome.task.comparator, []).extend(site.summary for site in outcome.scores)
+        return {name: combine(summaries) for name, summaries in per_comparator.items()}
 
     @property
     def final_model(self) -> TrainedModel:
@@ -200,6 +219,10 @@ def _get_outcome(record: RecordDict, prefix: str, task: Task, spec: StudySpec) -
     config = record.config_records.get(prefix)
     if arrays is None or config is None:
         raise RecordFormatError(f"stored result lacks the records of task {task.key} ({prefix})")
+    if task.comparator:
+        if task.comparator not in spec.evaluation.comparators:
+            raise RecordFormatError(f"stored task {task.key} names a comparator the study's spec does not list")
+        spec = comparator_spec(spec, task.comparator)  # type: ignore[arg-type]
     model = TrainedModel(
         columns=spec.cohort.variables,
         log_columns=spec.preprocessing.log_transform,
