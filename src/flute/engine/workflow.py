@@ -14,6 +14,7 @@ Replies are always aggregated in hub-name order, so a seeded study repeats bit f
 
 from __future__ import annotations
 
+import copy
 import logging
 import secrets
 import time
@@ -27,6 +28,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from flute.engine.additive import INTEGER_ENCODING, ClippedGradientLayout, ColumnSumsLayout, NewtonLayout, ScoresLayout, WeightedFitLayout
+from flute.engine.comparators import ComparatorPlan, comparator_plan, tagged
 from flute.engine.checkpoint import Checkpoint, CheckpointError, TaskProgress
 from flute.engine.flower import Grid, Message, RecordDict
 from flute.engine.records import (
@@ -105,6 +107,7 @@ def aggregator_for(spec: StudySpec) -> Aggregator:
 
 def planned_tasks(spec: StudySpec, hubs: Sequence[str]) -> list[Task]:
     tasks = [Task("cv", fold=fold) for fold in range(spec.evaluation.cv_folds)]
+    tasks += [Task("cv", fold=fold, comparator=name) for name in spec.evaluation.comparators for fold in range(spec.evaluation.cv_folds)]
     if spec.evaluation.leave_one_hub_out and len(hubs) > 1:
         tasks += [Task("loho", held_out_hub=hub) for hub in hubs]
     return tasks + [Task("final")]
@@ -175,6 +178,7 @@ class Coordinator:
         self.aggregator = aggregator_for(spec)
         self.run_nonce = secrets.token_hex(8)
         self.secure: SecureSummer | None = None
+        self.comparator: ComparatorPlan | None = None
         self._study_preprocessing: tuple[Preprocessing, tuple[float, float]] | None = None
         if spec.pets.secure_aggregation is not None:
             ask = lambda kind, payloads, group, required: self.federation.ask(kind, payloads, group, required=required)  # noqa: E731
@@ -237,9 +241,25 @@ class Coordinator:
         except SecureSumFailed as exc:
             raise StudyFailed(str(exc), self.checkpoint_path) from exc
 
+    def _for_comparator(self, plan: ComparatorPlan) -> Coordinator:
+        """A coordinator of one comparator's tasks: this study's federation, secure summer and run
+        nonce with the comparator's derived spec and aggregator; every request it sends carries
+        the comparator's tag, so hubs answer on the comparator's view (`flute.engine.comparators`).
+        Its tasks are checkpointed when completed, by this coordinator."""
+        child = copy.copy(self)
+        child.spec, child.aggregator, child.comparator = plan.spec, plan.aggregator, plan
+        child.checkpoint_path, child._study_preprocessing = None, None
+        return child
+
+    def _request(self, record: RecordDict) -> RecordDict:
+        return record if self.comparator is None else tagged(record, self.comparator.name)
+
     # -- one task -----------------------------------------------------------------------------
 
     def _run_task(self, task: Task, progress: TaskProgress | None, completed: StudyResult) -> TaskOutcome:
+        if task.comparator and self.comparator is None:
+            child = self._for_comparator(comparator_plan(self.spec, task.comparator))  # type: ignore[arg-type]
+            return self._checkpointed(child._run_task(task, None, completed), completed)
         train_rows, score_rows = self._rows(task)
         if not isinstance(self.spec.model, LogisticRegressionSpec):
             return self._scored(task, train_model_task(self, task, train_rows), score_rows, completed)
@@ -247,14 +267,14 @@ class Coordinator:
         required = self._required(task)
         if progress is None:
             preprocessing, class_weights = self._task_preprocessing(task, trainers, train_rows, required)
-            weights, state, start = zero_weights(len(self.spec.cohort.variables)), None, 0
+            weights, state, start = self._start_weights(), None, 0
         else:
             preprocessing, class_weights = progress.preprocessing, progress.class_weights
             weights, state, start = progress.weights, progress.optimiser_state, progress.round
         objective = LogisticObjective(self.spec.model.l2, class_weights)
 
         def local_results(round_number: int, current: np.ndarray) -> list[NewtonSums] | list[LocalFit] | list[ClippedGradientSums]:
-            ins = TrainIns(round_number, current, train_rows, preprocessing, class_weights).to_record()
+            ins = self._request(TrainIns(round_number, current, train_rows, preprocessing, class_weights).to_record())
             nodes = self._nodes(exclude=task.held_out_hub)
             group = f"{task.key}/round-{round_number}"
             if self.secure is not None:
@@ -300,9 +320,14 @@ class Coordinator:
         )
         return self._scored(task, model, score_rows, completed)
 
+    def _start_weights(self) -> np.ndarray:
+        return zero_weights(len(self.spec.cohort.variables)) if self.comparator is None else self.comparator.start.copy()
+
     def _scored(self, task: Task, model: TrainedModel, score_rows: RowSelection, completed: StudyResult) -> TaskOutcome:
         """The task's outcome with its evaluation; checkpointed as completed."""
-        outcome = TaskOutcome(task, model, self._score(task, model, score_rows))
+        return self._checkpointed(TaskOutcome(task, model, self._score(task, model, score_rows)), completed)
+
+    def _checkpointed(self, outcome: TaskOutcome, completed: StudyResult) -> TaskOutcome:
         if self.checkpoint_path is not None:
             finished = StudyResult(self.spec, completed.hubs, completed.outcomes + (outcome,), tuple(self.federation.dropped))
             Checkpoint(finished, None).save(self.checkpoint_path)
@@ -347,7 +372,7 @@ class Coordinator:
         return self._study_preprocessing
 
     def _preprocess(self, group: str, nodes: list[int], rows: RowSelection, required: int) -> tuple[Preprocessing, tuple[float, float]]:
-        payload = StatsIns(rows).to_record()
+        payload = self._request(StatsIns(rows).to_record())
         if self.secure is None:
             answers = self.federation.ask(MessageKind.SUMMARY, {n: payload for n in nodes}, group, required=required)
             replies = [StatsRes.from_record(content) for content in answers.values()]
@@ -370,7 +395,7 @@ class Coordinator:
         if task.kind == "final":
             return ()
         targets = [n for n, name in self.federation.names.items() if task.kind == "cv" or name == task.held_out_hub]
-        payload = EvalIns(model.weights, rows, model.preprocessing).to_record()
+        payload = self._request(EvalIns(model.weights, rows, model.preprocessing).to_record())
         # Logistic weights are scored by `evaluate.scores`; any model's parameter vector by `evaluate.model`.
         kind = MessageKind.SCORES if isinstance(self.spec.model, LogisticRegressionSpec) else MessageKind.MODEL_SCORES
         if self.secure is not None:
