@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Final
 
 from flute.cohort.table import StudyTable
-from flute.engine import hub_secagg, hub_steps, pet_steps, stats_steps, tree_handlers
+from flute.engine import comparators, hub_secagg, hub_steps, pet_steps, stats_steps, tree_handlers
 from flute.engine.consent_hook import require_consent
 from flute.engine.flower import ClientApp, Context, Grid, Message, RecordDict, ServerApp, record_to_bytes
 from flute.engine.hub_identity import ENROLMENT_KEY, parse_enrolment
@@ -85,12 +85,14 @@ HubStep = Callable[[StudySpec, StudyTable, RecordDict, Context], RecordDict]
 
 
 def _on_hub_table(message: Message, context: Context, step: HubStep) -> Message:
-    """Validate the spec on the hub's side, read the hub's own table, run one step."""
+    """Validate the spec on the hub's side, read the hub's own table, run one step (for a
+    comparator's request, on the comparator's view; `flute.engine.comparators`)."""
     spec = spec_from_run_config(dict(context.run_config), side="hub")
     require_consent(context.node_config, spec, message.metadata.message_type)
     with open_data_source(context.node_config) as source:
         table = source.study_table(spec.cohort.variables, included_only=spec.cohort.included_only)
     hub_steps.check_cohort(spec, table)
+    spec, table = comparators.hub_view(spec, table, message.content)
     return Message(step(spec, table, message.content, context), reply_to=message)
 
 
