@@ -1,11 +1,13 @@
 """From a StudyResult to the TRIPOD-style validation report of `flute.evaluate`.
 
 Sites are the hubs' out-of-fold histograms added over the CV folds; leave-one-hub-out rows are the
-held-out hubs' histograms. Everything is computed from those additive summaries.
+held-out hubs' histograms; comparators (`evaluation.comparators`) are their out-of-fold histograms
+over the same folds and hubs. Everything is computed from those additive summaries.
 """
 
 from __future__ import annotations
 
+from flute.engine.comparators import LABELS
 from flute.engine.result import StudyResult
 from flute.engine.spec import StudySpec
 from flute.evaluate.report import NamedSummary, RunDescription, StudyDescription, ValidationReport, build_validation_report
@@ -26,6 +28,9 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
         f"l2 {spec.model.l2:g}, class weight {spec.model.class_weight}, strategy {spec.strategy.name}; "
         f"{spec.evaluation.cv_folds}-fold CV with folds assigned at each hub (seed {spec.seed})"
     )
+    comparators, left_out = _comparators(result)
+    if left_out:
+        model += "; " + "; ".join(left_out)
     pets, epsilon, delta = pets_statement(spec)
     rounds = result.final_model.rounds if result.of_kind("final") else None
     missing = {count.hub: 100.0 * count.n_incomplete / count.n for count in result.hubs if count.n}
@@ -34,7 +39,23 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
         RunDescription(mode=mode, pets=pets, rounds=rounds, epsilon=epsilon, delta=delta),
         [NamedSummary(hub, summary, missing.get(hub)) for hub, summary in sorted(sites.items())],
         internal_external=[NamedSummary(hub, summary, missing.get(hub)) for hub, summary in sorted(result.loho_summaries().items())],
+        comparators=comparators,
     )
+
+
+def _comparators(result: StudyResult) -> tuple[list[NamedSummary], list[str]]:
+    """The comparators scored on exactly the model's out-of-fold patients, and a statement for
+    each one that is not (a hub dropped out between the model's and the comparator's folds)."""
+    pooled, summaries = result.cv_pooled_summary(), result.comparator_summaries()
+    kept, left_out = [], []
+    for name in result.spec.evaluation.comparators:
+        summary = summaries.get(name)
+        if summary is not None and (summary.n, summary.n_events) == (pooled.n, pooled.n_events):
+            kept.append(NamedSummary(LABELS[name], summary))
+        else:
+            covered = "no patients" if summary is None else f"{summary.n} patients"
+            left_out.append(f"comparator {LABELS[name]} left out of the report: scored on {covered}, the model on {pooled.n}")
+    return kept, left_out
 
 
 def pets_statement(spec: StudySpec) -> tuple[tuple[str, ...], float | None, float | None]:
