@@ -107,7 +107,10 @@ def internal_external_table(report: ValidationReport) -> ReportTable:
 
 
 def comparator_table(report: ValidationReport) -> ReportTable:
+    """Model and comparators side by side; the AUROC difference is a point estimate (model minus
+    comparator): the histograms are not paired per patient, so no CI of the difference."""
     threshold = _threshold_label(report.operating_threshold)
+    model_auroc = report.pooled.metrics.auroc.value
     rows = []
     for result in (report.pooled, *report.comparators):
         m = result.metrics
@@ -115,6 +118,7 @@ def comparator_table(report: ValidationReport) -> ReportTable:
             (
                 "Federated model" if result is report.pooled else result.name,
                 format_auroc(m.auroc),
+                "-" if result is report.pooled else f"{model_auroc - m.auroc.value:+.3f}",
                 format_net_benefit(m.operating_point.counts.net_benefit),
                 format_percent(m.operating_point.biopsies_avoided_percent),
                 format_percent(m.operating_point.cspca_missed_percent),
@@ -125,6 +129,7 @@ def comparator_table(report: ValidationReport) -> ReportTable:
         columns=(
             "Predictor",
             "AUROC (95% CI)",
+            "Model AUROC minus this",
             f"Net benefit at {threshold}",
             f"Biopsies avoided at {threshold}",
             f"csPCa missed at {threshold}",
