@@ -56,7 +56,7 @@ def test_dp_study_charges_every_hub_exactly_the_accounted_cost(tmp_path: Path) -
     urls = ledgers(tmp_path, spec, {})
     result = run(spec, urls)
     plan = study_plan(spec)
-    assert plan.releases.count == 1 * 3 + 1 + 4  # final model: 3 rounds; census; preprocessing at z / 2
+    assert plan.releases.count == 1 * 3 + 1 + 16  # final model: 3 rounds; census; preprocessing at z / 4
     assert plan.cost.epsilon <= 1.0 <= plan.cost.details["epsilon_rdp"]  # type: ignore[operator]
     assert result.final_model.rounds == 3
     for name in HUB_NAMES:
@@ -87,7 +87,7 @@ def test_reservation_is_charged_until_committed_and_releases_are_capped(tmp_path
     for _ in range(study_plan(spec).releases.count):
         spend_release(spec, node_config, state, "run-1")
     assert ledger_of(urls["hub-a"]).budget(spec.study_id, "hub-a").epsilon_reserved == 0.0
-    with pytest.raises(PrivacyRefusal, match="only 8 were charged"):
+    with pytest.raises(PrivacyRefusal, match="only 20 were charged"):
         spend_release(spec, node_config, state, "run-1")
 
 
