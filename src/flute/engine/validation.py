@@ -25,7 +25,7 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
     spec = result.spec
     model = (
         f"{spec.model.name} on {', '.join(spec.cohort.variables)} (log of {', '.join(spec.preprocessing.log_transform) or 'none'}), "
-        f"l2 {spec.model.l2:g}, class weight {spec.model.class_weight}, strategy {spec.strategy.name}; "
+        f"{_options(spec)}, strategy {spec.strategy.name}; "
         f"{spec.evaluation.cv_folds}-fold CV with folds assigned at each hub (seed {spec.seed})"
     )
     comparators, left_out = _comparators(result)
@@ -41,6 +41,12 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
         internal_external=[NamedSummary(hub, summary, missing.get(hub)) for hub, summary in sorted(result.loho_summaries().items())],
         comparators=comparators,
     )
+
+
+def _options(spec: StudySpec) -> str:
+    """The model's options as written in the spec (every registry model has its own)."""
+    options = spec.model.model_dump(exclude={"name"})
+    return ", ".join(f"{name.replace('_', ' ')} {value:g}" if isinstance(value, float) else f"{name.replace('_', ' ')} {value}" for name, value in options.items())
 
 
 def _comparators(result: StudyResult) -> tuple[list[NamedSummary], list[str]]:
