@@ -34,6 +34,9 @@ def test_demo_runs_end_to_end_and_writes_the_report(demo_run: tuple[subprocess.C
         assert site in run.stdout
     assert "Pooled" in run.stdout
     assert "leave one hospital out" in run.stdout
+    for comparator in ("PI-RADS alone", "BCN-style reference"):  # F-PIL-15: side by side with the model
+        assert comparator in run.stdout
+        assert comparator in report
 
 
 @pytest.mark.slow
