@@ -20,17 +20,19 @@ def api(
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     idle_timeout: IdleOption = 15,
+    hub: Annotated[list[Path] | None, typer.Option("--hub", help="A hub home this coordinator runs studies and statistics on in embedded mode (single machine); repeat per hub.")] = None,
 ) -> None:
     """Serve the coordinator API (HTTPS with --tls-cert/--tls-key); Ctrl-C stops."""
     from flute.coordinator.app import create_app
     from flute.coordinator.home import CoordinatorHomeError, resolve_home
     from flute.governance.keys import NodeKeyError
     from flute.governance.service import serve
+    from flute.hub.home import HubHomeError
 
     tls = tls_files(tls_cert, tls_key)
     try:
-        app = create_app(resolve_home(home), policy=security_policy(idle_timeout))
+        app = create_app(resolve_home(home), policy=security_policy(idle_timeout), hub_homes=hub or [])
         serve(app, host, port, tls)
-    except (CoordinatorHomeError, NodeKeyError, FileNotFoundError, ValueError) as exc:
+    except (CoordinatorHomeError, HubHomeError, NodeKeyError, FileNotFoundError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

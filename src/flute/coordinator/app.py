@@ -3,7 +3,7 @@ other modules contribute through `router_factories` (one line each)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -23,7 +23,15 @@ def router_factories() -> list[RouterFactory]:
     return [catalogue_router]
 
 
-def create_app(home: Path, *, policy: SecurityPolicy | None = None, extra_routers: Iterable[RouterFactory] = ()) -> FastAPI:
-    """The coordinator API for the coordinator home `home` (`flute admin init --coordinator-home`)."""
+def create_app(
+    home: Path, *, policy: SecurityPolicy | None = None, extra_routers: Iterable[RouterFactory] = (), hub_homes: Sequence[Path] = (),
+) -> FastAPI:
+    """The coordinator API for the coordinator home `home` (`flute admin init --coordinator-home`).
+    `hub_homes`: the hubs it runs studies and statistics on in embedded mode (single-machine
+    setting, `flute.coordinator.runs`)."""
+    from flute.coordinator.runs import EmbeddedHubs
+    from flute.coordinator.runs_api import runs_router_factory
+
     context = open_context(home, open_coordinator_engine(home), organisation=None, policy=policy)
-    return build_app(TITLE, context, [*router_factories(), *extra_routers])
+    runs = runs_router_factory(EmbeddedHubs.from_homes(hub_homes))
+    return build_app(TITLE, context, [*router_factories(), runs, *extra_routers])
