@@ -7,24 +7,33 @@
     request = client.request_access("cspca-lr", "hospital-a", "cspca-biopsies", ["psa", "pirads"],
                                     purpose="...", epsilon=3.0, delta=1e-6)
     client.wait_for_decisions([request])                                # progress bar until the hubs decide
+    client.statistics("cspca-lr", ["psa", "pirads"], kind="mean", pet="dp", epsilon=0.5)   # like `flute stats run`
+    study = client.submit_study(StudySpec.load("study.toml"))           # like `flute study run`
+    study.wait(); study.result(); study.save_report("report.html")
 
 Results render as HTML tables in Jupyter (`_repr_html_`) and as rich tables in terminals
-(`__rich__`). Every call goes to the coordinator's REST API (`flute.coordinator.catalogue_api`);
-an HTTP error becomes `FluteApiError` with the server's explanation.
+(`__rich__`). Every call goes to the coordinator's REST API (`flute.coordinator.catalogue_api`,
+`flute.coordinator.runs_api`); no call ever returns a patient row. An HTTP error becomes `FluteApiError` with the server's explanation.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 import httpx
 
 from flute.governance.access import AccessRequest, RequestStatus
 from flute.governance.catalogue import DatasetMetadata
+from flute.privacy.dp_stats import VariableEstimate
+
+if TYPE_CHECKING:
+    from flute.engine.spec import StudySpec
 
 DEFAULT_TIMEOUT_S: Final[float] = 30.0
 
@@ -127,6 +136,213 @@ class AccessRequests(Sequence[AccessRequest]):
         return f"AccessRequests({[(r.request_id, r.status.value) for r in self._requests]})"
 
 
+def _cell(value: float | None, digits: int = 4) -> str:
+    return "suppressed" if value is None else f"{value:.{digits}g}"
+
+
+def _estimate_details(estimate: VariableEstimate) -> str:
+    parts = [f"{label}: {_cell(count, 6)}" for label, count in estimate.histogram]
+    parts += [f"q{level:g} {value:.4g}" for level, value in estimate.quantiles]
+    if estimate.suppressed:
+        parts.append(f"[suppressed: {', '.join(estimate.suppressed)}]")
+    return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class HubRelease:
+    """One hub's part of a statistics result: its estimates (none under HE) and what its
+    ledger charged (DP)."""
+
+    hub: str
+    min_cell_size: int
+    estimates: tuple[VariableEstimate, ...]
+    epsilon: float | None
+    delta: float | None
+
+
+@dataclass(frozen=True)
+class StatisticsReport:
+    """The answer of `Client.statistics`: per-hub and pooled estimates, what protects them,
+    and the hubs that did not answer (with their reason). Same content as `flute stats run --json`."""
+
+    study: str
+    kind: str
+    pet: str
+    guarantee: str
+    hubs: tuple[HubRelease, ...]
+    pooled: tuple[VariableEstimate, ...]
+    failures: tuple[tuple[str, str], ...]
+
+    HEADERS: ClassVar[tuple[str, ...]] = ("scope", "variable", "n", "mean", "variance", "bins / quantiles")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StatisticsReport:
+        request = data["request"]
+        hubs = tuple(
+            HubRelease(
+                h["hub"], int(h["min_cell_size"]), tuple(VariableEstimate.from_json(e) for e in h["estimates"]),
+                h["cost"]["epsilon"] if h["cost"] else None, h["cost"]["delta"] if h["cost"] else None,
+            )
+            for h in data["hubs"]
+        )
+        return cls(
+            request["study"], request["kind"], request["pet"], data["guarantee"], hubs,
+            tuple(VariableEstimate.from_json(e) for e in data["pooled"]), tuple((f["hub"], f["reason"]) for f in data["failures"]),
+        )
+
+    def _rows(self) -> Iterator[tuple[str, ...]]:
+        scoped = [(f"hub {h.hub}", e) for h in self.hubs for e in h.estimates] + [("pooled", e) for e in self.pooled]
+        for scope, e in scoped:
+            yield (scope, e.variable, _cell(e.n, 6), _cell(e.mean), _cell(e.variance), _estimate_details(e))
+
+    def _title(self) -> str:
+        return f"{self.kind} | study {self.study} | PET {self.pet}"
+
+    def _repr_html_(self) -> str:
+        notes = "".join(f"<p>not included: {html.escape(hub)}: {html.escape(reason)}</p>" for hub, reason in self.failures)
+        return f"<p><b>{html.escape(self._title())}</b><br>{html.escape(self.guarantee)}</p>{_html_table(self.HEADERS, self._rows())}{notes}"
+
+    def __rich__(self) -> Any:
+        caption = self.guarantee + "".join(f"\nnot included: {hub}: {reason}" for hub, reason in self.failures)
+        table = _rich_table(self._title(), self.HEADERS, self._rows())
+        table.caption = caption
+        return table
+
+
+class StudyRunFailed(RuntimeError):
+    """The coordinator's run of a submitted study failed; the message is its reason."""
+
+
+@dataclass(frozen=True)
+class StudyStatus:
+    """Where a submitted study stands (GET /studies/{id})."""
+
+    job_id: str
+    study: str
+    state: str  # queued | running | succeeded | failed
+    task: str
+    round: int
+    max_rounds: int
+    message: str
+    dropped_hubs: tuple[str, ...]
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StudyStatus:
+        return cls(
+            data["id"], data["study"], data["state"], data["task"], int(data["round"]), int(data["max_rounds"]), data["message"],
+            tuple(data["dropped_hubs"]),
+        )
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("succeeded", "failed")
+
+    def __rich__(self) -> str:
+        where = f" - {self.task} round {self.round}/{self.max_rounds}" if self.task else ""
+        return f"study {self.study} ({self.job_id}): {self.state}{where} {self.message}".rstrip()
+
+
+@dataclass(frozen=True)
+class StudyMetrics:
+    """One row of a validation report: a site, the pooled model, a held-out site or a comparator."""
+
+    group: str
+    name: str
+    n: int
+    events: int
+    auroc: float
+    auroc_ci: tuple[float, float]
+    calibration_intercept: float | None
+    calibration_slope: float | None
+
+
+@dataclass(frozen=True)
+class StudyReport:
+    """The validation metrics of a finished study (GET /studies/{id}/result); the HTML report is
+    `StudyHandle.report_html()`."""
+
+    study: str
+    pets: tuple[str, ...]
+    epsilon: float | None
+    methods: str
+    metrics: tuple[StudyMetrics, ...]
+
+    HEADERS: ClassVar[tuple[str, ...]] = ("group", "name", "n", "events", "AUROC (95% CI)", "calibration intercept", "calibration slope")
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> StudyReport:
+        rows = tuple(
+            StudyMetrics(
+                m["group"], m["name"], int(m["n"]), int(m["events"]), float(m["auroc"]), (float(m["auroc_ci"][0]), float(m["auroc_ci"][1])),
+                m["calibration_intercept"], m["calibration_slope"],
+            )
+            for m in data["metrics"]
+        )
+        return cls(data["study"], tuple(data["pets"]), data["epsilon"], data["methods"], rows)
+
+    @property
+    def pooled(self) -> StudyMetrics:
+        return next(m for m in self.metrics if m.group == "pooled")
+
+    def _rows(self) -> Iterator[tuple[str, ...]]:
+        for m in self.metrics:
+            yield (
+                m.group, m.name, str(m.n), str(m.events), f"{m.auroc:.3f} ({m.auroc_ci[0]:.3f}-{m.auroc_ci[1]:.3f})",
+                _cell(m.calibration_intercept, 3), _cell(m.calibration_slope, 3),
+            )
+
+    def _repr_html_(self) -> str:
+        return f"<p><b>study {html.escape(self.study)}</b></p>{_html_table(self.HEADERS, self._rows())}<p>{html.escape(self.methods)}</p>"
+
+    def __rich__(self) -> Any:
+        return _rich_table(f"FLUTE study {self.study}: validation", self.HEADERS, self._rows())
+
+
+class StudyHandle:
+    """A study the coordinator runs for you: `progress()`, `wait()`, `result()`, `report_html()`."""
+
+    def __init__(self, client: Client, status: StudyStatus) -> None:
+        self._client = client
+        self.job_id = status.job_id
+        self.study = status.study
+
+    def progress(self) -> StudyStatus:
+        return StudyStatus.from_json(self._client._call("GET", f"/studies/{self.job_id}"))
+
+    def wait(self, *, timeout_s: float = 24 * 3600.0, poll_s: float = 2.0, progress: bool = True) -> StudyStatus:
+        """Poll until the study finishes (a progress bar follows its training rounds);
+        StudyRunFailed if it failed, TimeoutError if `timeout_s` passes first."""
+        from rich.progress import BarColumn, Progress, TextColumn
+
+        deadline = time.monotonic() + timeout_s
+        with Progress(TextColumn("{task.description}"), BarColumn(), disable=not progress, transient=True) as bar:
+            task = bar.add_task(f"study {self.study}: queued", total=None)
+            while True:
+                status = self.progress()
+                bar.update(task, completed=status.round, total=status.max_rounds or None, description=f"study {self.study}: {status.state} {status.task}".rstrip())
+                if status.state == "failed":
+                    raise StudyRunFailed(f"study {self.study} ({self.job_id}) failed: {status.message}")
+                if status.done:
+                    return status
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"study {self.study} ({self.job_id}) still {status.state} after {timeout_s:g} s")
+                time.sleep(poll_s)
+
+    def result(self) -> StudyReport:
+        return StudyReport.from_json(self._client._call("GET", f"/studies/{self.job_id}/result"))
+
+    def report_html(self) -> str:
+        """The self-contained HTML validation report (as `flute study run --out` writes it)."""
+        return str(self._client._call("GET", f"/studies/{self.job_id}/report", raw=True))
+
+    def save_report(self, path: Path) -> Path:
+        Path(path).write_text(self.report_html(), encoding="utf-8")
+        return Path(path)
+
+    def __repr__(self) -> str:
+        return f"StudyHandle({self.study!r}, job={self.job_id!r})"
+
+
 class Client:
     """A researcher's session with the coordinator (one API token)."""
 
@@ -204,7 +420,29 @@ class Client:
                     raise TimeoutError(f"{len(wanted) - len(decided)} of {len(wanted)} access request(s) still pending after {timeout_s:g} s")
                 time.sleep(poll_s)
 
-    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+    # -- statistics and studies (F-PIL-16/17/21): aggregates only, never rows --------------------
+
+    def statistics(
+        self, study: str, variables: Sequence[str], *, kind: str = "mean", pet: str = "dp", epsilon: float | None = None,
+        min_hubs: int = 1, hubs: Sequence[str] | None = None,
+    ) -> StatisticsReport:
+        """`flute stats run` through the coordinator: `kind` (count | mean | variance | histogram |
+        quantiles) of `variables` at every hub (or `hubs`) that granted you `study`; under 'dp'
+        each hub spends `epsilon` of the study's budget."""
+        body = {"study": study, "variables": list(variables), "kind": kind, "pet": pet, "epsilon": epsilon, "min_hubs": min_hubs,
+                "hubs": list(hubs) if hubs is not None else None}
+        return StatisticsReport.from_json(self._call("POST", "/statistics", json=body))
+
+    def submit_study(self, spec: StudySpec | Path, *, hubs: Sequence[str] | None = None) -> StudyHandle:
+        """`flute study run` through the coordinator: queue the study (a StudySpec or a spec
+        file) over every hub (or `hubs`) that granted it; returns at once with a handle."""
+        from flute.engine.spec import StudySpec
+
+        loaded = spec if isinstance(spec, StudySpec) else StudySpec.load(Path(spec))
+        body = {"spec": json.loads(loaded.to_json()), "hubs": list(hubs) if hubs is not None else None}
+        return StudyHandle(self, StudyStatus.from_json(self._call("POST", "/studies", json=body)))
+
+    def _call(self, method: str, path: str, *, raw: bool = False, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
@@ -215,6 +453,8 @@ class Client:
             except ValueError:
                 detail = response.text
             raise FluteApiError(response.status_code, f"{method} {path} refused (HTTP {response.status_code}): {detail}")
+        if raw:
+            return response.text
         return None if response.status_code == 204 else response.json()
 
 
