@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -18,14 +19,17 @@ from flute.cohort.variables import PIRADS, VARIABLE_NAMES
 from flute.demo import DEMO_SPEC
 from flute.engine.apps import client_app, server_app
 from flute.engine.comparators import LABELS, comparator_table, hub_view, tagged
+from flute.engine.checkpoint import Checkpoint
 from flute.engine.embedded import HubBinding, run_embedded, study_run_config
 from flute.engine.flower import RecordDict
+from flute.engine.grid import HubFault
 from flute.engine.hub_steps import HubRefusal
 from flute.engine.records import RowSelection, StatsIns
 from flute.engine.result import StudyResult, Task
 from flute.engine.sources import InMemorySource
 from flute.engine.spec import COMPARATOR_VARIABLES, SpecError, StudySpec
 from flute.engine.validation import validation_report
+from flute.engine.workflow import TooFewHubs
 from flute.evaluate.decision import OPERATING_THRESHOLD
 from flute.evaluate.exact import exact_auroc
 from flute.evaluate.report import NamedResult, ValidationReport
@@ -179,6 +183,28 @@ def test_report_shows_comparators_side_by_side() -> None:
     table = comparator_report_table(validation_report(result, mode="embedded"))
     assert [row[0] for row in table.rows] == ["Federated model", LABELS["pirads_only"], LABELS["bcn_reference"]]
     assert "Model AUROC minus this" in table.columns
+
+
+def test_a_study_stopped_within_the_comparators_resumes_to_the_uninterrupted_result(tmp_path: Path) -> None:
+    tables = site_tables(0.1)
+    spec = demo_spec(cv_folds=2, leave_one_hub_out=False)
+    uninterrupted = run(tables, spec)
+    rounds = {outcome.task.key: outcome.model.rounds for outcome in uninterrupted.outcomes}
+    # census; per task: preprocessing, its rounds, evaluation; fail in the 2nd PI-RADS fold
+    after = 1 + sum(2 + rounds[key] for key in ("cv-fold-0", "cv-fold-1", "pirads_only/cv-fold-0")) + 1
+    checkpoint = tmp_path / "study.checkpoint"
+    hubs = [HubBinding(name, source=InMemorySource(table), fault=HubFault("raise", after=after) if name == "irst" else None) for name, table in tables.items()]
+    with pytest.raises(TooFewHubs):
+        run_embedded(server_app, client_app, hubs, study_run_config(spec, checkpoint=checkpoint))
+    saved = Checkpoint.load(checkpoint)
+    assert [outcome.task.key for outcome in saved.completed.outcomes] == ["cv-fold-0", "cv-fold-1", "pirads_only/cv-fold-0"]
+    resumed = run_embedded(
+        server_app, client_app, [HubBinding(name, source=InMemorySource(table)) for name, table in tables.items()], study_run_config(spec, checkpoint=checkpoint)
+    )
+    assert [o.task for o in resumed.outcomes] == [o.task for o in uninterrupted.outcomes]
+    for a, b in zip(resumed.outcomes, uninterrupted.outcomes):
+        assert a.model.weights.tobytes() == b.model.weights.tobytes()
+        assert all(x.summary.equals(y.summary) for x, y in zip(a.scores, b.scores))
 
 
 # -- refusals ------------------------------------------------------------------------------
