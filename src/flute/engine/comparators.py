@@ -54,10 +54,6 @@ class ComparatorPlan:
     aggregator: Aggregator
     start: np.ndarray
 
-    @property
-    def label(self) -> str:
-        return LABELS[self.name]
-
 
 def comparator_spec(spec: StudySpec, name: ComparatorName) -> StudySpec:
     """The spec a comparator's requests run under, derived from the study's spec (never parsed
