@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from flute.cli import admin_cmd, audit_cmd
+from flute.cli import synth_cmd
 from flute.cli import coordinator_cmd, demo_cmd, fhir_cmd, hub_cmd, model_cmd, pki_cmd, score_cmd, simulate_cmd, stats_cmd, study_cmd
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ app.add_typer(stats_cmd.app, name="stats")
 app.command("demo")(demo_cmd.demo)
 app.add_typer(admin_cmd.app, name="admin")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(synth_cmd.app, name="synth")
 
 
 def main() -> None:
