@@ -47,7 +47,6 @@ REQUESTED = ("ageAtBiopsy", "psa", "pirads", "dre", "prostateVolume")
 GRANTED = ("ageAtBiopsy", "psa", "pirads", "dre")
 EPSILON_BUDGET, EPSILON_QUERY = 2.0, 0.5
 SITES = ("vhebron", "chu-liege")
-STEWARD_PASSWORD_RE = re.compile(r'"password":\s*"([^"]+)"')
 SPEC = StudySpec.from_mapping(
     {
         "study_id": STUDY,
