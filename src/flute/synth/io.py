@@ -23,10 +23,11 @@ def schema_path(csv: Path) -> Path:
 
 
 def write_table(frame: pd.DataFrame, schema: TableSchema, csv: Path) -> Path:
-    """Write the CSV (schema column order, empty cell = missing) and its schema; returns the
-    schema's path."""
+    """Write the CSV (schema column order, typed: 4 not 4.0 for an integer, empty cell =
+    missing) and its schema; returns the schema's path."""
     schema.discretise(frame)  # refuses a frame that does not fit the schema
-    frame[list(schema.names)].to_csv(csv, index=False, na_rep="")
+    typed = schema.typed_frame({name: frame[name].to_numpy(dtype=object) for name in schema.names})
+    typed.to_csv(csv, index=False, na_rep="")
     schema_path(csv).write_text(schema.to_json())
     return schema_path(csv)
 

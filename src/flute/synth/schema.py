@@ -73,10 +73,10 @@ class Column:
             raise SchemaError("a column needs a name")
         if self.kind.numeric:
             grid = self._grid_edges()
-            if len(grid) < 2 or np.any(np.diff(grid) <= 0) or self.categories:
-                raise SchemaError(f"column {self.name!r}: a {self.kind.value} column needs >= 2 strictly increasing edges and no categories")
             if not np.allclose(grid, np.asarray(self.edges) * self.kind.grid_per_unit, atol=1e-9):
                 raise SchemaError(f"column {self.name!r}: edges {self.edges} are not on the {self.kind.value} grid")
+            if len(grid) < 2 or np.any(np.diff(grid) <= 0) or self.categories:
+                raise SchemaError(f"column {self.name!r}: a {self.kind.value} column needs >= 2 strictly increasing edges and no categories")
         else:
             if self.edges:
                 raise SchemaError(f"column {self.name!r}: a {self.kind.value} column takes categories, not edges")
