@@ -592,6 +592,9 @@ def _fewer_collections() -> Iterator[None]:
     The pipeline creates no reference cycles of its own - its objects are freed by reference
     counting - so fewer passes lose nothing, and the collector still runs, keeping memory bounded."""
     previous = gc.get_threshold()
+    if previous[0] == IMPORT_GC_THRESHOLD:  # an import in another thread raised it and restores it
+        yield
+        return
     gc.set_threshold(IMPORT_GC_THRESHOLD, *previous[1:])
     try:
         yield
