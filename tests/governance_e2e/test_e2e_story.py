@@ -5,7 +5,8 @@ A platform admin bootstraps the coordinator (`flute admin init`); two hospitals 
 (`flute hub init`, `flute hub import` of `flute simulate --scale 0.1` sites) and their first
 data-owner admins (`flute admin init --home`, TOTP via pyotp); the coordinator runs with both hub
 homes (`flute coordinator api --hub ...`, the single-machine setting), each hub with its steward's
-API token (`flute hub api --coordinator ...`). Owners declare and publish a dataset through the
+API token (`flute hub api --coordinator ...`); every service speaks HTTPS with certificates from
+`flute pki init`, and every client pins its CA. Owners declare and publish a dataset through the
 UI; a researcher (created by the platform admin, MFA enrolled) uses the SDK to search, accept the
 terms and ask both hubs for access; both owners approve a field selection and a budget; the
 researcher runs DP statistics (charged to both ledgers) and a federated study through the SDK;
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import re
+import ssl
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -34,6 +36,7 @@ from sqlalchemy import create_engine, text
 
 import flute
 from flute.cli.main import app
+from flute.engine.pki import PkiLayout
 from flute.engine.spec import StudySpec
 from flute.governance.access import RequestStatus
 from flute.sdk import Client, FluteApiError
@@ -79,6 +82,11 @@ def _admin_init(*arguments: str) -> Secret:
     return Secret(found.group(1), found.group(2))
 
 
+def _trusting(ca: Path) -> ssl.SSLContext:
+    """TLS that trusts the FLUTE CA only."""
+    return ssl.create_default_context(cafile=str(ca))
+
+
 def _next_code(secret: str) -> str:
     """A TOTP code no earlier login used: the next 30-s step (accepted within +-1 step)."""
     return pyotp.TOTP(secret).at(time.time() + 30)
@@ -88,10 +96,13 @@ class OwnerBrowser:
     """A data owner in the hub's UI: signs in with password + TOTP, posts forms with the CSRF
     token the page carries, reads the flash message the redirect shows."""
 
-    def __init__(self, base: str, username: str, secret: Secret) -> None:
-        self.http = httpx.Client(base_url=base, follow_redirects=True, timeout=120)
+    def __init__(self, base: str, ca: Path, username: str, secret: Secret) -> None:
+        self.http = httpx.Client(base_url=base, verify=_trusting(ca), follow_redirects=True, timeout=120)
         signed_in = self.http.post("/ui/login", data={"username": username, "password": secret.password, "totp": pyotp.TOTP(secret.totp).now()})
         assert signed_in.status_code == 200 and "Sign out" in signed_in.text, signed_in.text
+
+    def close(self) -> None:
+        self.http.close()
 
     def page(self, path: str) -> str:
         response = self.http.get(path)
@@ -109,6 +120,7 @@ class OwnerBrowser:
 @dataclass
 class World:
     coordinator_home: Path
+    ca: Path
     hub_homes: dict[str, Path]
     owners: dict[str, Secret]
     coordinator: str
@@ -117,9 +129,9 @@ class World:
     researcher_password: str
 
 
-def _api_login(base: str, username: str, password: str, code: str | None = None) -> str:
+def _api_login(http: httpx.Client, username: str, password: str, code: str | None = None) -> str:
     body = {"username": username, "password": password, **({"totp": code} if code else {})}
-    response = httpx.post(f"{base}/auth/login", json=body)
+    response = http.post("/auth/login", json=body)
     assert response.status_code == 200, response.text
     return str(response.json()["access_token"])
 
@@ -128,14 +140,14 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def _create_user(base: str, admin: str, org: str, username: str, role: str) -> str:
-    created = httpx.post(f"{base}/orgs/{org}/users", json={"username": username, "roles": [role]}, headers=_bearer(admin))
+def _create_user(http: httpx.Client, admin: str, org: str, username: str, role: str) -> str:
+    created = http.post(f"/orgs/{org}/users", json={"username": username, "roles": [role]}, headers=_bearer(admin))
     assert created.status_code == 201, created.text
     return str(created.json()["password"])
 
 
-def _api_token(base: str, access: str) -> str:
-    made = httpx.post(f"{base}/auth/tokens", json={"name": "e2e"}, headers=_bearer(access))
+def _api_token(http: httpx.Client, access: str) -> str:
+    made = http.post("/auth/tokens", json={"name": "e2e"}, headers=_bearer(access))
     assert made.status_code == 201, made.text
     return str(made.json()["token"])
 
@@ -145,6 +157,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("e2e")
     coordinator_home = root / "coordinator"
     root_secret = _admin_init("--coordinator-home", str(coordinator_home), "--username", "root")
+    pki = PkiLayout(root / "pki")
+    _cli("pki", "init", "--dir", str(pki.root))
+    tls = ["--tls-cert", str(pki.server_cert), "--tls-key", str(pki.server_key)]
     _cli("simulate", "--out", str(root / "fhir"), "--scale", "0.1", "--format", "ndjson", "--seed", "7")
     hub_homes, owners = {}, {}
     for site in SITES:
@@ -155,36 +170,51 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         hub_homes[site] = home
     with ExitStack() as services, pytest.MonkeyPatch.context() as env:
         port = _free_port()
-        coordinator = f"http://127.0.0.1:{port}"
+        coordinator = f"https://127.0.0.1:{port}"
         hub_arguments = [argument for home in hub_homes.values() for argument in ("--hub", str(home))]
-        services.enter_context(_service(["coordinator", "api", "--home", str(coordinator_home), "--port", str(port), *hub_arguments], f"{coordinator}/health", False))
-        admin = _api_login(coordinator, "root", root_secret.password, pyotp.TOTP(root_secret.totp).now())
+        services.enter_context(_service(
+            ["coordinator", "api", "--home", str(coordinator_home), "--port", str(port), *tls, *hub_arguments], f"{coordinator}/health", str(pki.ca_cert),
+        ))
+        http = services.enter_context(httpx.Client(base_url=coordinator, verify=_trusting(pki.ca_cert), timeout=60))
+        admin = _api_login(http, "root", root_secret.password, pyotp.TOTP(root_secret.totp).now())
         for org in (*SITES, "uni-research"):
-            assert httpx.post(f"{coordinator}/orgs", json={"id": org, "name": org}, headers=_bearer(admin)).status_code == 201
+            assert http.post("/orgs", json={"id": org, "name": org}, headers=_bearer(admin)).status_code == 201
         hubs = {}
         for site in SITES:
-            steward_password = _create_user(coordinator, admin, site, f"steward-{site}", "data_steward")
-            env.setenv("FLUTE_COORDINATOR_TOKEN", _api_token(coordinator, _api_login(coordinator, f"steward-{site}", steward_password)))
+            steward_password = _create_user(http, admin, site, f"steward-{site}", "data_steward")
+            env.setenv("FLUTE_COORDINATOR_TOKEN", _api_token(http, _api_login(http, f"steward-{site}", steward_password)))
             hub_port = _free_port()
-            hubs[site] = f"http://127.0.0.1:{hub_port}"
+            hubs[site] = f"https://127.0.0.1:{hub_port}"
             services.enter_context(_service(
-                ["hub", "api", "--home", str(hub_homes[site]), "--port", str(hub_port), "--coordinator", coordinator], f"{hubs[site]}/health", False,
+                ["hub", "api", "--home", str(hub_homes[site]), "--port", str(hub_port), *tls, "--coordinator", coordinator, "--coordinator-ca", str(pki.ca_cert)],
+                f"{hubs[site]}/health", str(pki.ca_cert),
             ))
         # The researcher: created by the platform admin, enrols TOTP, then signs in with it.
-        researcher_password = _create_user(coordinator, admin, "uni-research", "researcher-1", "researcher")
-        first = _api_login(coordinator, "researcher-1", researcher_password)
-        enrolment = httpx.post(f"{coordinator}/auth/mfa/enrol", headers=_bearer(first)).json()
-        confirmed = httpx.post(f"{coordinator}/auth/mfa/confirm", json={"totp": pyotp.TOTP(enrolment["secret"]).now()}, headers=_bearer(first))
+        researcher_password = _create_user(http, admin, "uni-research", "researcher-1", "researcher")
+        first = _api_login(http, "researcher-1", researcher_password)
+        enrolment = http.post("/auth/mfa/enrol", headers=_bearer(first)).json()
+        confirmed = http.post("/auth/mfa/confirm", json={"totp": pyotp.TOTP(enrolment["secret"]).now()}, headers=_bearer(first))
         assert confirmed.status_code == 204, confirmed.text
-        refused = httpx.post(f"{coordinator}/auth/login", json={"username": "researcher-1", "password": researcher_password})
+        refused = http.post("/auth/login", json={"username": "researcher-1", "password": researcher_password})
         assert refused.status_code == 401 and "TOTP" in refused.json()["detail"]
-        access = _api_login(coordinator, "researcher-1", researcher_password, _next_code(enrolment["secret"]))
-        yield World(coordinator_home, hub_homes, owners, coordinator, hubs, _api_token(coordinator, access), researcher_password)
+        access = _api_login(http, "researcher-1", researcher_password, _next_code(enrolment["secret"]))
+        yield World(coordinator_home, pki.ca_cert, hub_homes, owners, coordinator, hubs, _api_token(http, access), researcher_password)
 
 
-def test_governed_study_story(world: World) -> None:
+@pytest.fixture
+def closing() -> Iterator[ExitStack]:
+    """Closes the test's HTTP clients even when it fails (an open TLS keep-alive connection
+    would hold up the services' shutdown)."""
+    with ExitStack() as stack:
+        yield stack
+
+
+def test_governed_study_story(world: World, closing: ExitStack) -> None:
     started = time.monotonic()
-    owners = {site: OwnerBrowser(world.hubs[site], f"dpo-{site}", world.owners[site]) for site in SITES}
+    owners = {site: OwnerBrowser(world.hubs[site], world.ca, f"dpo-{site}", world.owners[site]) for site in SITES}
+    http = httpx.Client(base_url=world.coordinator, verify=_trusting(world.ca), timeout=60)
+    for opened in (http, *owners.values()):
+        closing.callback(opened.close)
 
     # 1. Each owner declares and publishes a dataset (F-PIL-11, NF-PIL-6/8).
     for site, owner in owners.items():
@@ -197,7 +227,8 @@ def test_governed_study_story(world: World) -> None:
         assert "published 1 dataset(s)" in owner.submit("/ui/", "/ui/datasets/publish", {})
 
     # 2. The researcher searches, accepts the terms and asks both hubs (F-HUF-1, NF-PIL-7/9).
-    client: Client = flute.connect(world.coordinator, world.researcher_token)
+    client: Client = flute.connect(world.coordinator, world.researcher_token, verify=str(world.ca))
+    closing.callback(client.close)
     found = client.search("biopsy cohort", variables=["psa", "pirads"])
     assert sorted(entry.hub for entry in found) == sorted(SITES)
     with pytest.raises(FluteApiError, match="HTTP 403.*no approved access request"):
@@ -236,7 +267,7 @@ def test_governed_study_story(world: World) -> None:
     report = handle.result()
     assert 0.5 < report.pooled.auroc <= 1.0 and {m.name for m in report.metrics if m.group == "site"} == set(SITES)
     assert "<html" in handle.report_html().lower()
-    assert httpx.get(f"{world.coordinator}/studies/{handle.job_id}/result").status_code == 401
+    assert http.get(f"/studies/{handle.job_id}/result").status_code == 401
 
     # 6. Each owner sees the statistics and the study in the audit log and the spent budget.
     for site, owner in owners.items():
@@ -263,8 +294,7 @@ def test_governed_study_story(world: World) -> None:
 
     # 8. Brute force against the live service: after 5 failures even the right password is refused.
     for _ in range(5):
-        assert httpx.post(f"{world.coordinator}/auth/login", json={"username": "researcher-1", "password": "wrong password 123"}).status_code == 401
-    locked = httpx.post(f"{world.coordinator}/auth/login", json={"username": "researcher-1", "password": world.researcher_password})
+        assert http.post("/auth/login", json={"username": "researcher-1", "password": "wrong password 123"}).status_code == 401
+    locked = http.post("/auth/login", json={"username": "researcher-1", "password": world.researcher_password})
     assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1
-    client.close()
     print(f"governance story: {time.monotonic() - started:.1f} s after setup")
