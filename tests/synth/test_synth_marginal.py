@@ -94,3 +94,16 @@ def test_a_saved_model_samples_exactly_like_the_fitted_one(model: TreeModel) -> 
     conditions = parse_conditions("cspca=1", SCHEMA)
     first = model.sample(500, np.random.default_rng(9), conditions).frame
     pd.testing.assert_frame_equal(loaded.sample(500, np.random.default_rng(9), conditions).frame, first)
+
+
+def test_noisy_dependence_removes_the_noise_bias_of_large_tables() -> None:
+    """Independent columns score ~0 however many cells their noisy table has, far below a small
+    dependent table; plug-in mutual information ranks the large noisy table first."""
+    from flute.synth.marginal import mutual_information, noisy_dependence
+
+    rng = np.random.default_rng(5)
+    sigma = 20.0
+    independent = np.outer(np.full(10, 100.0), np.full(10, 0.1)) + rng.normal(0, sigma, (10, 10))
+    dependent = np.array([[400.0, 100.0], [100.0, 400.0]]) + rng.normal(0, sigma, (2, 2))
+    assert abs(noisy_dependence(independent, sigma)) < 0.03 < noisy_dependence(dependent, sigma)
+    assert mutual_information(independent) > mutual_information(dependent)  # the bias the score removes

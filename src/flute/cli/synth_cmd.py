@@ -34,7 +34,7 @@ def train(
     study: Annotated[str, typer.Option("--study", help="The study whose budget pays (ledger: study x the hub's name).")] = "synthetic-data",
     variables: Annotated[str, typer.Option("--variables", help="Comma-separated StudyVariables.")] = DEFAULT_VARIABLES,
     tree: Annotated[str | None, typer.Option("--tree", help="Declared tree, e.g. 'pirads-csPCa,psa-prostateVolume,...' (default: selected by MST).")] = None,
-    selection_share: Annotated[float, typer.Option("--selection-share", help="Share of the budget that selects the tree.")] = 0.1,
+    selection_share: Annotated[float, typer.Option("--selection-share", help="Share of the budget that selects the tree.")] = 0.25,
 ) -> None:
     """Train the marginal generator over hub homes; write MODEL.json."""
     from flute.hub.ledger import LedgerError

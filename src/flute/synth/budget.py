@@ -21,7 +21,7 @@ from flute.privacy.dp.accounting import calibrate_gaussian_sigma, gaussian_mecha
 from flute.privacy.dp.cost import DpCost
 
 DEFAULT_DELTA = 1e-6
-DEFAULT_SELECTION_SHARE = 0.1
+DEFAULT_SELECTION_SHARE = 0.25
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 edges, fit the model at the coordinator.
 
 Tree: either DECLARED in the config (`tree`, pairs of column names: the whole budget goes to
-measurement) or SELECTED as the maximum spanning tree over the mutual information of all 2-way
-marginals, released with `selection_share` of the budget (`flute.synth.budget`). Without DP both
-come from exact counts.
+measurement) or SELECTED as the maximum spanning tree over all 2-way marginals, released with
+`selection_share` of the budget (`flute.synth.budget`) and scored by their noise-corrected
+dependence (`noisy_dependence`). Without DP, the tree is the Chow-Liu tree (mutual information of
+exact counts), and the same counts are the measurement.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from flute.privacy.dp.mechanisms import NoisePlan, NoiseSource
 from flute.synth.budget import MarginalBudget
 from flute.synth.federated import SynthHub, charged, secure_marginal_sum
-from flute.synth.marginal import Edge, TreeModel, fit_tree, maximum_spanning_tree, mutual_information
+from flute.synth.marginal import Edge, TreeModel, fit_tree, maximum_spanning_tree, mutual_information, noisy_dependence
 from flute.synth.schema import TableSchema
 
 UNIT_OF_PRIVACY = "one patient record (added or removed) at one hub"
@@ -55,7 +56,7 @@ def train_marginal(
         edges = declared
         if edges is None:
             selection = secure_marginal_sum(hubs, schema, pairs, selection_sigma, plan, f"synth/{config.study}/{run}/select", noise)
-            edges = maximum_spanning_tree(len(schema.columns), {e: mutual_information(t) for e, t in selection.items()})
+            edges = maximum_spanning_tree(len(schema.columns), {e: noisy_dependence(t, selection_sigma) for e, t in selection.items()})  # type: ignore[arg-type]
         tables = secure_marginal_sum(hubs, schema, edges, measurement_sigma, plan, f"synth/{config.study}/{run}/measure", noise)
     provenance = _provenance(hubs, config, cost.epsilon, edges, schema) | {"sigma_measurement": measurement_sigma, "noise_plan": plan.describe()}
     return fit_tree(schema, tables, provenance)  # type: ignore[arg-type]
