@@ -32,6 +32,7 @@ from pathlib import Path
 import httpx
 import pyotp
 import pytest
+from rich.console import Console
 from sqlalchemy import create_engine, text
 
 import flute
@@ -80,6 +81,13 @@ def _admin_init(*arguments: str) -> Secret:
     found = SECRET_LINES.search(_cli("admin", "init", *arguments))
     assert found is not None
     return Secret(found.group(1), found.group(2))
+
+
+def _rendered(value: object) -> str:
+    """What a terminal shows for an SDK result (its `__rich__`)."""
+    console = Console(record=True, width=200)
+    console.print(value)
+    return console.export_text()
 
 
 def _trusting(ca: Path) -> ssl.SSLContext:
@@ -256,7 +264,7 @@ def test_governed_study_story(world: World, closing: ExitStack) -> None:
     stats = client.statistics(STUDY, ["psa", "pirads"], kind="mean", pet="dp", epsilon=EPSILON_QUERY)
     assert [h.hub for h in stats.hubs] == sorted(SITES) and all(h.epsilon == pytest.approx(EPSILON_QUERY) for h in stats.hubs)
     assert {e.variable for e in stats.pooled} == {"psa", "pirads"} and "local DP" in stats.guarantee
-    assert "pooled" in stats._repr_html_()
+    assert "pooled" in stats._repr_html_() and "pooled" in _rendered(stats)
 
     # 5. A federated study through the coordinator, with progress and the report (F-PIL-17/21).
     with pytest.raises(FluteApiError, match="HTTP 400.*no hub named"):
@@ -267,6 +275,7 @@ def test_governed_study_story(world: World, closing: ExitStack) -> None:
     report = handle.result()
     assert 0.5 < report.pooled.auroc <= 1.0 and {m.name for m in report.metrics if m.group == "site"} == set(SITES)
     assert "<html" in handle.report_html().lower()
+    assert "AUROC" in _rendered(report) and "succeeded" in _rendered(status) and "<table>" in report._repr_html_()
     assert http.get(f"/studies/{handle.job_id}/result").status_code == 401
 
     # 6. Each owner sees the statistics and the study in the audit log and the spent budget.

@@ -16,7 +16,7 @@ computed and charges its own ledger.
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from fastapi.responses import HTMLResponse
@@ -26,6 +26,9 @@ from flute.coordinator.registry import Registry
 from flute.coordinator.runs import EmbeddedHubs, HubsNotGranted, JobState, StudyJob, StudyRunner, UnknownHub, check_granted, report_metrics, run_statistics
 from flute.governance.rbac import Action, Principal, Role, require
 from flute.governance.service import RouterFactory, ServiceContext
+
+if TYPE_CHECKING:
+    from flute.evaluate.report import ValidationReport
 
 
 class StatisticsBody(BaseModel):
@@ -80,11 +83,12 @@ def runs_router(context: ServiceContext, hubs: EmbeddedHubs) -> APIRouter:
             raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no study job {job_id!r} of yours (GET it with the id POST /studies returned)")
         return job
 
-    def finished_report(job: StudyJob) -> Any:
-        snapshot = job.status_json()
-        if snapshot["state"] != JobState.SUCCEEDED.value or job.report is None:
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"study job {job.job_id} has no report: state {snapshot['state']} {snapshot['message']}".strip())
-        return job.report
+    def finished_report(job: StudyJob) -> ValidationReport:
+        with job.lock:
+            state, message, report = job.state, job.message, job.report
+        if state is not JobState.SUCCEEDED or report is None:
+            raise HTTPException(status.HTTP_409_CONFLICT, detail=f"study job {job.job_id} has no report: state {state.value} {message}".strip())
+        return report
 
     @router.post("/statistics")
     def statistics(body: StatisticsBody, principal: Annotated[Principal, Depends(require(Action.STATS_QUERY))]) -> dict[str, Any]:
