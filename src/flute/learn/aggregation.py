@@ -43,6 +43,17 @@ class Aggregator(Protocol):
     ) -> tuple[RoundOutcome, OptimiserState]: ...
 
 
+def pooled_newton_sums(results: Sequence[NewtonSums]) -> NewtonSums:
+    """The hubs' Newton sums added up: gradient and Hessian sums are additive, so this is
+    exactly what the pooled rows would give."""
+    if not results:
+        raise ConvergenceError("no hub results to aggregate")
+    total = results[0]
+    for sums in results[1:]:
+        total = total + sums
+    return total
+
+
 class NewtonAggregator:
     """Federated Newton: summed gradient and Hessian give the pooled Newton step exactly."""
 
@@ -54,12 +65,7 @@ class NewtonAggregator:
     def aggregate(
         self, weights: np.ndarray, results: Sequence[NewtonSums], objective: LogisticObjective, state: OptimiserState
     ) -> tuple[RoundOutcome, OptimiserState]:
-        if not results:
-            raise ConvergenceError("no hub results to aggregate")
-        total = results[0]
-        for sums in results[1:]:
-            total = total + sums
-        return newton_update(weights, total, objective), state
+        return newton_update(weights, pooled_newton_sums(results), objective), state
 
 
 def _weighted_average(fits: Sequence[LocalFit]) -> tuple[np.ndarray, float, float]:

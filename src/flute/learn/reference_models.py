@@ -27,7 +27,7 @@ from typing import Final, Mapping, Sequence
 import numpy as np
 
 from flute.cohort.variables import AGE, BIOPSY_TYPE, DRE, FAMILY_HISTORY, PIRADS, PROSTATE_VOLUME, PSA
-from flute.learn.aggregation import LocalStep, OptimiserState
+from flute.learn.aggregation import LocalStep, OptimiserState, pooled_newton_sums
 from flute.learn.logistic import ConvergenceError, LogisticObjective, NewtonSums, RoundOutcome
 
 SOURCE: Final = "Morote et al., Sci Rep 2025, doi 10.1038/s41598-025-88297-6 (odds ratios); log-PSA coefficient assumed"
@@ -113,11 +113,7 @@ class InterceptRecalibration:
     def aggregate(
         self, weights: np.ndarray, results: Sequence[NewtonSums], objective: LogisticObjective, state: OptimiserState
     ) -> tuple[RoundOutcome, OptimiserState]:
-        if not results:
-            raise ConvergenceError("no hub results to aggregate")
-        total = results[0]
-        for sums in results[1:]:
-            total = total + sums
+        total = pooled_newton_sums(results)
         if total.weight_total <= 0 or total.hessian[0, 0] <= 0:
             raise ConvergenceError("no rows (or no curvature) to recalibrate the reference intercept on")
         gradient = total.gradient[0] / total.weight_total
