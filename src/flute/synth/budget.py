@@ -41,6 +41,8 @@ class MarginalBudget:
     def sigmas(self, selection_marginals: int, measurement_marginals: int) -> tuple[float | None, float]:
         """Noise std per count cell of the selection release (None when no selection, i.e. a
         declared tree: then measurement gets the whole budget) and of the measurement release."""
+        if selection_marginals and self.selection_share == 0:
+            raise ValueError("selecting the tree needs a selection_share > 0 of the budget; or declare the tree")
         unit = calibrate_gaussian_sigma(self.epsilon, self.delta, 1.0, 1)
         share = self.selection_share if selection_marginals else 0.0
         selection = math.sqrt(selection_marginals) * unit / math.sqrt(share) if selection_marginals else None

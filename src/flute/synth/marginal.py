@@ -65,7 +65,9 @@ class TreeModel:
     def __post_init__(self) -> None:
         if len(self.parents) != len(self.schema.columns) or list(self.parents).count(-1) != 1:
             raise ModelError(f"a tree over {len(self.schema.columns)} columns needs one parent per column and exactly one root, got {self.parents}")
-        self.order  # validates acyclicity
+        self.check_shapes()
+        if len(self.order) != len(self.parents):
+            raise ModelError(f"parents {self.parents} do not form a tree")
 
     @property
     def root(self) -> int:
@@ -79,8 +81,6 @@ class TreeModel:
             node = frontier.pop(0)
             order.append(node)
             frontier += [child for child, parent in enumerate(self.parents) if parent == node]
-        if len(order) != len(self.parents):
-            raise ModelError(f"parents {self.parents} do not form a tree")
         return tuple(order)
 
     def edges(self) -> list[tuple[str, str]]:
@@ -133,13 +133,12 @@ class TreeModel:
                 raise ModelError(f"{source}: expected format {MODEL_FORMAT!r}, got {data.get('format')!r}")
             schema = TableSchema.from_json(json.dumps(data["schema"]), source=source)
             conditionals = tuple(None if c is None else np.asarray(c, dtype=np.float64) for c in data["conditionals"])
-            model = cls(schema, tuple(data["parents"]), np.asarray(data["root_marginal"], dtype=np.float64), conditionals, data.get("provenance", {}))
+            return cls(schema, tuple(data["parents"]), np.asarray(data["root_marginal"], dtype=np.float64), conditionals, data.get("provenance", {}))
         except (KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
             raise ModelError(f"{source}: not a FLUTE marginal model ({exc})") from exc
-        model.check_shapes()
-        return model
 
     def check_shapes(self) -> None:
+        """Every table matches its columns' code counts (a hand-edited or foreign file)."""
         cards = self.schema.cardinalities
         if self.root_marginal.shape != (cards[self.root],):
             raise ModelError(f"root marginal has shape {self.root_marginal.shape}, column {self.schema.names[self.root]!r} has {cards[self.root]} codes")

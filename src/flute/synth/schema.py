@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flute.cohort.variables import AGE, BIOPSY_TYPE, DRE, FAMILY_HISTORY, PIRADS, PROSTATE_VOLUME, PSA, VARIABLES_BY_NAME, VariableKind
+from flute.cohort.variables import AGE, PROSTATE_VOLUME, PSA, VARIABLES_BY_NAME, VariableKind
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -286,10 +286,6 @@ def study_schema(variables: Sequence[str], centres: Sequence[str]) -> TableSchem
     )
 
 
-#: StudyVariables the hub store can hand out for synthesis.
-SYNTH_VARIABLES = (AGE, FAMILY_HISTORY, BIOPSY_TYPE, PSA, DRE, PROSTATE_VOLUME, PIRADS)
-
-
 def category_key(value: Any) -> Category:
     """Categories compare by value: 4, 4.0 and '4' of an integer category are the same code."""
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
@@ -303,7 +299,13 @@ def category_key(value: Any) -> Category:
 
 def _is_missing_one(value: Any) -> bool:
     """None, NaN and pandas' NA are missing."""
-    return value is None or (isinstance(value, (float, np.floating)) and math.isnan(value)) or type(value).__name__ == "NAType"
+    if value is None:
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isnan(value)
+    import pandas as pd
+
+    return value is pd.NA
 
 
 def _is_missing(values: np.ndarray) -> np.ndarray:
