@@ -9,7 +9,8 @@ API token (`flute hub api --coordinator ...`); every service speaks HTTPS with c
 `flute pki init`, and every client pins its CA. Owners declare and publish a dataset through the
 UI; a researcher (created by the platform admin, MFA enrolled) uses the SDK to search, accept the
 terms and ask both hubs for access; both owners approve a field selection and a budget; the
-researcher runs DP statistics (charged to both ledgers) and a federated study through the SDK;
+researcher runs DP statistics (charged to both ledgers; a field asked for but not granted is
+refused by each hub and alerts its owner) and a federated study through the SDK;
 each owner sees them in the audit log and on the budget page; `flute audit verify --home` passes,
 and exits 1 naming the entry once one audit line is changed in the hub's SQLite.
 
@@ -265,6 +266,10 @@ def test_governed_study_story(world: World, closing: ExitStack) -> None:
     assert [h.hub for h in stats.hubs] == sorted(SITES) and all(h.epsilon == pytest.approx(EPSILON_QUERY) for h in stats.hubs)
     assert {e.variable for e in stats.pooled} == {"psa", "pirads"} and "local DP" in stats.guarantee
     assert "pooled" in stats._repr_html_() and "pooled" in _rendered(stats)
+    with pytest.raises(FluteApiError, match="HTTP 409") as outside:  # asked for, not granted: each hub refuses
+        client.statistics(STUDY, ["prostateVolume"], kind="mean", pet="dp", epsilon=EPSILON_QUERY)
+    for site in SITES:
+        assert f"['prostateVolume'] are not granted to study '{STUDY}' on {site}/biopsies" in str(outside.value)
 
     # 5. A federated study through the coordinator, with progress and the report (F-PIL-17/21).
     with pytest.raises(FluteApiError, match="HTTP 400.*no hub named"):
@@ -286,7 +291,8 @@ def test_governed_study_story(world: World, closing: ExitStack) -> None:
         audit_page = owner.page("/ui/audit")
         assert "chain verified" in audit_page and "privacy.charge.commit" in audit_page
         assert "query.statistics" in audit_page and "train.newton" in audit_page  # data uses of the query and the study
-        assert "hub {site}: audit log intact".format(site=site) in _cli("audit", "verify", "--home", str(world.hub_homes[site]))
+        assert "prostateVolume" in owner.page("/ui/alerts")  # the refused, ungranted field alerts the owner (NF-PIL-10)
+        assert f"hub {site}: audit log intact" in _cli("audit", "verify", "--home", str(world.hub_homes[site]))
     _cli("audit", "export", "--coordinator-home", str(world.coordinator_home), "--out", str(world.coordinator_home / "audit.jsonl"))
     actions = [json.loads(line).get("action") for line in (world.coordinator_home / "audit.jsonl").read_text().splitlines()]
     assert "stats.query" in actions and "study.submit" in actions
