@@ -22,7 +22,7 @@ import numpy as np
 
 from flute.synth.budget import MarginalBudget
 from flute.synth.conditions import holds, parse_conditions
-from flute.synth.evaluate import evaluate
+from flute.synth.evaluate import augmented_auroc, evaluate
 from flute.synth.federated import SynthHub
 from flute.synth.schema import CENTRE, CSPCA, study_schema
 from flute.synth.train import MarginalConfig, train_marginal
@@ -76,14 +76,16 @@ def main() -> int:
     rows = [("arm", "TSTR LR", "(min)", "TSTR GB", "KS/TV", "corr diff", "MIA AUC", "DCR ratio", "copies", "last tree")]
     for arm, epsilon, tree in ARMS:
         config = MarginalConfig("benchmark", None if epsilon is None else MarginalBudget(epsilon), tree)
-        reports = []
+        reports, augmented = [], []
         for _ in range(args.repeats):  # fresh DP noise (and a fresh sample) each time
             model = train_marginal(hubs, schema, config)
-            reports.append(evaluate(schema, model.sample(len(train), rng).frame, train, holdout, CSPCA))
+            synthetic = model.sample(len(train), rng).frame
+            reports.append(evaluate(schema, synthetic, train, holdout, CSPCA))
+            augmented.append(augmented_auroc(schema, synthetic, train, holdout, CSPCA))
         figures = {
             "tstr_lr": [r.utility.tstr_lr for r in reports], "tstr_gb": [r.utility.tstr_gb for r in reports],
             "mia_auc": [r.privacy.mia_auc for r in reports], "dcr_ratio": [r.privacy.dcr_ratio for r in reports],
-            "fidelity": [r.fidelity.mean_column_distance for r in reports], "correlation_difference": [r.fidelity.correlation_difference for r in reports],
+            "fidelity": [r.fidelity.mean_column_distance for r in reports], "augmented_lr": augmented, "correlation_difference": [r.fidelity.correlation_difference for r in reports],
         }
         results |= {f"{key}_marginal_{arm}": float(np.mean(values)) for key, values in figures.items()}
         results[f"tstr_lr_min_marginal_{arm}"] = float(np.min(figures["tstr_lr"]))

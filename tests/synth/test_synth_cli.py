@@ -49,7 +49,7 @@ def test_train_sample_evaluate(synth_hub_homes: list[Path], tmp_path: Path) -> N
     refused = RUNNER.invoke(app, ["synth", "train", *hubs, "--out", str(model), "--epsilon", "2", "--study", "synth-cli", "--variables", VARIABLES])
     assert refused.exit_code == 1 and "remaining epsilon=1" in refused.output  # 3 - 2 left: a second training does not fit
 
-    with open_hub_homes(synth_hub_homes, VARIABLES.split(",")) as real_hubs:
+    with open_hub_homes(synth_hub_homes, VARIABLES.split(","), "synth-cli") as real_hubs:
         real = np.concatenate([h.frame.to_numpy(dtype=object) for h in real_hubs])
         columns = list(real_hubs[0].frame.columns)
     import pandas as pd

@@ -43,7 +43,7 @@ def _charges(home: Path, study: str) -> list[tuple[float, str]]:
 
 def test_dp_training_charges_each_hub_and_commits(synth_hub_homes: list[Path]) -> None:
     _set_budget(synth_hub_homes, "synth-dp", 2.0)
-    with open_hub_homes(synth_hub_homes, VARIABLES) as hubs:
+    with open_hub_homes(synth_hub_homes, VARIABLES, "synth-dp") as hubs:
         schema = study_schema(VARIABLES, [h.name for h in hubs])
         model = train_marginal(hubs, schema, MarginalConfig("synth-dp", MarginalBudget(1.2)))
     assert model.provenance["mode"] == "dp" and model.provenance["epsilon"] == pytest.approx(1.2)
@@ -57,7 +57,7 @@ def test_an_insufficient_budget_refuses_everywhere_before_computing(synth_hub_ho
     computed: list[str] = []
     real_counts = federated.marginal_counts
     monkeypatch.setattr(federated, "marginal_counts", lambda *args: computed.append("counts") or real_counts(*args))
-    with open_hub_homes(synth_hub_homes, VARIABLES) as hubs:
+    with open_hub_homes(synth_hub_homes, VARIABLES, "synth-small") as hubs:
         schema = study_schema(VARIABLES, [h.name for h in hubs])
         with pytest.raises(BudgetExceeded, match="remaining epsilon=0.5"):
             train_marginal(hubs, schema, MarginalConfig("synth-small", MarginalBudget(1.0)))

@@ -37,6 +37,7 @@ def train(
     selection_share: Annotated[float, typer.Option("--selection-share", help="Share of the budget that selects the tree.")] = 0.25,
 ) -> None:
     """Train the marginal generator over hub homes; write MODEL.json."""
+    from flute.hub.consent import ConsentRefused
     from flute.hub.ledger import LedgerError
     from flute.synth.budget import MarginalBudget
     from flute.synth.federated import open_hub_homes
@@ -47,12 +48,12 @@ def train(
         _fail("pass exactly one of --epsilon E (differential privacy) or --non-dp (exact counts)")
     try:
         names = tuple(v.strip() for v in variables.split(",") if v.strip())
-        with open_hub_homes(hub, names) as hubs:
+        with open_hub_homes(hub, names, study) as hubs:
             schema = study_schema(names, [h.name for h in hubs])
             budget = None if epsilon is None else MarginalBudget(epsilon, delta, selection_share)
             config = MarginalConfig(study, budget, _tree(tree))
             model = train_marginal(hubs, schema, config)
-    except LedgerError as exc:
+    except (LedgerError, ConsentRefused) as exc:
         typer.echo(f"refused: {exc}", err=True)
         raise typer.Exit(1) from exc
     except (SchemaError, ValueError, FileNotFoundError) as exc:

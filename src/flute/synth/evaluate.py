@@ -5,7 +5,7 @@
   correlation matrices (codes of categories, missing left out pairwise).
 - Utility, TSTR: a classifier of csPCa trained on synthetic rows and tested on a REAL holdout
   (AUROC), logistic regression and gradient boosting, next to the same trained on the real train
-  rows (TRTR).
+  rows (TRTR); and augmentation: LR trained on real + synthetic rows.
 - Privacy: distance to the closest record (DCR) of each synthetic row in the real TRAIN rows vs
   the real HOLDOUT rows (ratio of medians, train subsampled to the holdout's size so both
   reference sets are equally dense; ~1 = the generator did not move towards its training records), a DCR membership-inference attack (AUC of "closer to a synthetic row = member" on
@@ -91,6 +91,16 @@ def utility(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, h
     tstr = {kind: _auroc(schema, features, synthetic, holdout, target, kind, seed) for kind in ("lr", "gb")}
     trtr = {kind: _auroc(schema, features, train, holdout, target, kind, seed) for kind in ("lr", "gb")}
     return Utility(tstr["lr"], tstr["gb"], trtr["lr"], trtr["gb"])
+
+
+def augmented_auroc(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, target: str, *, seed: int = 0) -> float:
+    """LR AUROC on the holdout trained on the real train rows PLUS the synthetic rows
+    (NF-IMSD-4: augmentation), to set against `Utility.trtr_lr` (real rows alone)."""
+    import pandas as pd
+
+    features = [c.name for c in schema.columns if c.name != target]
+    both = pd.concat([train[list(schema.names)], synthetic[list(schema.names)]], ignore_index=True)
+    return _auroc(schema, features, both, holdout, target, "lr", seed)
 
 
 def privacy(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, *, seed: int = 0) -> Privacy:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from flute.hub.ledger import PrivacyLedger, Reservation
 
 Marginal = tuple[int, ...]
+SYNTH_OPERATION = "synth.train"
 
 
 @dataclass(frozen=True)
@@ -57,8 +58,10 @@ def frame_of_table(name: str, table: StudyTable) -> pd.DataFrame:
 
 
 @contextmanager
-def open_hub_homes(homes: Sequence[Path], variables: Sequence[str]) -> Iterator[list[SynthHub]]:
-    """The included, labelled rows of every hub home, with the hub's ledger (stores closed after)."""
+def open_hub_homes(homes: Sequence[Path], variables: Sequence[str], study: str) -> Iterator[list[SynthHub]]:
+    """The included, labelled rows of every hub home, with the hub's ledger (stores closed after).
+    A hub whose data owner governs consent must have granted `study` these variables (F-SRS-9)."""
+    from flute.hub.consent import consent_guard
     from flute.hub.ledger import PrivacyLedger
     from flute.hub.node import open_hub
 
@@ -67,6 +70,7 @@ def open_hub_homes(homes: Sequence[Path], variables: Sequence[str]) -> Iterator[
         for home in homes:
             hub = stack.enter_context(open_hub(Path(home)))
             table = hub.store.study_table(list(variables), included_only=True)
+            consent_guard(Path(home), study, list(variables), SYNTH_OPERATION, cohort_size=table.n)
             hubs.append(SynthHub(hub.config.name, frame_of_table(hub.config.name, table), PrivacyLedger(hub.store.engine)))
         names = [hub.name for hub in hubs]
         if len(set(names)) != len(names):
