@@ -7,6 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flute.privacy.dp.mechanisms import NoisePlan
 from flute.synth.conditions import ConditionError, holds, parse_conditions
@@ -107,3 +109,21 @@ def test_noisy_dependence_removes_the_noise_bias_of_large_tables() -> None:
     dependent = np.array([[400.0, 100.0], [100.0, 400.0]]) + rng.normal(0, sigma, (2, 2))
     assert abs(noisy_dependence(independent, sigma)) < 0.03 < noisy_dependence(dependent, sigma)
     assert mutual_information(independent) > mutual_information(dependent)  # the bias the score removes
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.sampled_from(["<", "<=", ">", ">=", "="]),
+    st.integers(0, 400).map(lambda tenths: tenths / 10),
+    st.sampled_from(["ageAtBiopsy", "psa"]),
+)
+def test_any_interval_condition_is_met_exactly_or_refused(model: TreeModel, operator: str, threshold: float, column: str) -> None:
+    if column == "ageAtBiopsy":
+        threshold = float(round(threshold + 40))
+    conditions = parse_conditions(f"{column}{operator}{threshold:g}", SCHEMA)
+    try:
+        result = model.sample(200, np.random.default_rng(0), conditions)
+    except ConditionError as refused:
+        assert "probability 0" in str(refused)
+        return
+    assert holds(conditions, result.frame).all()

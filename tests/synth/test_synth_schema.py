@@ -71,3 +71,16 @@ def test_schema_json_round_trip() -> None:
     assert TableSchema.from_json(SCHEMA.to_json()) == SCHEMA
     with pytest.raises(SchemaError, match="expected a JSON object with format"):
         TableSchema.from_json("{}")
+
+
+@settings(max_examples=40, deadline=None)
+@given(code_matrices(), st.integers(0, 2**32 - 1))
+def test_csv_and_schema_round_trip_the_typed_table(tmp_path_factory: pytest.TempPathFactory, codes: np.ndarray, seed: int) -> None:
+    from flute.synth.io import read_table, write_table
+
+    frame = SCHEMA.decode(codes, np.random.default_rng(seed))
+    csv = tmp_path_factory.mktemp("csv") / "table.csv"
+    write_table(frame, SCHEMA, csv)
+    loaded, schema = read_table(csv)
+    assert schema == SCHEMA
+    pd.testing.assert_frame_equal(loaded, frame)
