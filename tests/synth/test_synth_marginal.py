@@ -127,3 +127,14 @@ def test_any_interval_condition_is_met_exactly_or_refused(model: TreeModel, oper
         assert "probability 0" in str(refused)
         return
     assert holds(conditions, result.frame).all()
+
+
+def test_a_declared_tree_is_used_as_given_and_a_broken_one_refused(hubs: list[SynthHub]) -> None:
+    from flute.synth.budget import MarginalBudget
+
+    tree = (("csPCa", "pirads"), ("csPCa", "psa"), ("csPCa", "ageAtBiopsy"), ("pirads", "centre"))
+    model = train_marginal(hubs, SCHEMA, MarginalConfig("t", MarginalBudget(1.0), tree))
+    assert model.provenance["structure"] == "declared" and model.provenance["selection_share"] is None
+    assert {frozenset(edge) for edge in model.edges()} == {frozenset(edge) for edge in tree}
+    with pytest.raises(ValueError, match="do not connect all 5 columns"):
+        train_marginal(hubs, SCHEMA, MarginalConfig("t", None, (("csPCa", "pirads"), ("csPCa", "psa"), ("pirads", "psa"), ("pirads", "centre"))))

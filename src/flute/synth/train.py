@@ -38,6 +38,8 @@ class MarginalConfig:
 def train_marginal(
     hubs: Sequence[SynthHub], schema: TableSchema, config: MarginalConfig, *, noise: Callable[[], NoiseSource] = NoiseSource.secure
 ) -> TreeModel:
+    """Fit the generator over `hubs`; with a budget, every metered hub is charged the whole
+    training's cost first (see `flute.synth.federated.charged`)."""
     if not hubs:
         raise ValueError("training needs at least one hub")
     declared = _declared_edges(schema, config.tree) if config.tree is not None else None
