@@ -11,13 +11,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from flute.cli.main import app
-from flute.cohort.simulate import simulate_cohort
 from flute.engine.apps import RESULT_FILE
 from flute.engine.flower import record_from_bytes
 from flute.engine.result import StudyResult
-from flute.hub.node import init_hub, open_hub
 from flute.learn.estimator import FederatedLogisticRegression
 from flute.learn.preprocess import Standardiser, column_sums, log_transform
+from flute.hub.node import open_hub
+from simulated_hubs import simulated_hub_homes
 
 from .engine_inputs import make_spec
 
@@ -41,16 +41,7 @@ def test_validate_lists_every_refusal_reason(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def hub_homes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    root = tmp_path_factory.mktemp("pilot")
-    manifest = simulate_cohort(root / "fhir", seed=3, fmt="ndjson", scale=0.05)
-    homes = []
-    for site in manifest.sites:
-        home = root / "hubs" / site.slug
-        init_hub(home, site.slug)
-        with open_hub(home) as hub:
-            hub.import_paths(sorted((root / "fhir" / site.directory).glob("*.ndjson")))
-        homes.append(home)
-    return homes
+    return simulated_hub_homes(tmp_path_factory.mktemp("pilot"), seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flute.cohort.simulate import simulate_cohort
 from flute.cohort.table import StudyTable
 from flute.engine.embedded import HubBinding
 from flute.engine.sources import HUB_HOME_KEY, HUB_NAME_KEY, InMemorySource
@@ -20,10 +19,11 @@ from flute.engine.stats_steps import answer_statistics, open_statistics_hub
 from flute.engine.stats_workflow import StatisticsFailed, run_statistics_embedded
 from flute.hub.disclosure import DisclosurePolicy, load_policy, save_policy
 from flute.hub.ledger import BudgetExceeded, PrivacyLedger
-from flute.hub.node import init_hub, open_hub
 from flute.privacy import dp_stats
 from flute.engine.stats_variables import statistics_query
 from flute.privacy.dp_stats import estimates, exact_statistics, plan_dp_statistics
+from flute.hub.node import init_hub, open_hub
+from simulated_hubs import simulated_hub_homes
 
 VARIABLES = ("psa", "pirads", "ageAtBiopsy")
 RNG = np.random.default_rng(11)
@@ -82,16 +82,7 @@ def test_he_needs_two_hubs_and_dp_needs_a_ledger(memory_hubs: list[HubBinding]) 
 
 @pytest.fixture(scope="module")
 def hub_homes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    root = tmp_path_factory.mktemp("stats-pilot")
-    manifest = simulate_cohort(root / "fhir", seed=5, fmt="ndjson", scale=0.05)
-    homes = []
-    for site in manifest.sites:
-        home = root / "hubs" / site.slug
-        init_hub(home, site.slug)
-        with open_hub(home) as hub:
-            hub.import_paths(sorted((root / "fhir" / site.directory).glob("*.ndjson")))
-        homes.append(home)
-    return homes
+    return simulated_hub_homes(tmp_path_factory.mktemp("stats-pilot"), seed=5)
 
 
 def _bindings(homes: list[Path]) -> list[HubBinding]:

@@ -9,8 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from flute.cli.main import app
-from flute.cohort.simulate import simulate_cohort
-from flute.hub.node import init_hub, open_hub
+from simulated_hubs import simulated_hub_homes
 
 from .zoo_specs import zoo_spec
 
@@ -19,16 +18,7 @@ VARIABLES = ["ageAtBiopsy", "psa", "prostateVolume", "pirads", "dre"]
 
 @pytest.fixture(scope="module")
 def hub_homes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    root = tmp_path_factory.mktemp("pilot")
-    manifest = simulate_cohort(root / "fhir", seed=5, fmt="ndjson", scale=0.05)
-    homes = []
-    for site in manifest.sites:
-        home = root / "hubs" / site.slug
-        init_hub(home, site.slug)
-        with open_hub(home) as hub:
-            hub.import_paths(sorted((root / "fhir" / site.directory).glob("*.ndjson")))
-        homes.append(home)
-    return homes
+    return simulated_hub_homes(tmp_path_factory.mktemp("pilot"), seed=5)
 
 
 def _tune(tmp_path: Path, homes: list[Path], space: dict[str, object]) -> tuple[int, str]:
