@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import make_url
 
@@ -18,6 +19,9 @@ from flute.hub.home import HubConfig, HubHomeError, connection_url, import_lock,
 from flute.hub.ingest import DEFAULT_CHUNK_ENTRIES, BatchReport, Ingestor
 from flute.hub.pseudonym import Pseudonymizer
 from flute.hub.store import HubStore, create_store_engine, upgrade_schema
+
+if TYPE_CHECKING:
+    from flute.cohort.tabular import TableMapping
 
 
 @dataclass
@@ -51,6 +55,19 @@ class Hub:
             raise FileNotFoundError(f"cannot import: {', '.join(missing)} not found")
         files = patient_files_first(paths)
         return self.import_units(iter_units(files), ", ".join(str(p) for p in paths), rule=rule, chunk_entries=chunk_entries)
+
+    def import_table(
+        self, path: Path, mapping: TableMapping, *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+    ) -> BatchReport:
+        """Import a CSV or Parquet extract through its declared column mapping (F-IMSD-7): each
+        row becomes IG-profile FHIR, validated and stored like FHIR input. A mapping naming a
+        column the table lacks raises TableMappingError before a batch is started."""
+        from flute.cohort.tabular import iter_units_from_table
+
+        if not path.is_file():
+            raise FileNotFoundError(f"cannot import: {path} not found")
+        units = iter_units_from_table(path, mapping)
+        return self.import_units(units, str(path), rule=rule, chunk_entries=chunk_entries)
 
     def import_from_server(
         self, base_url: str, *, headers: Mapping[str, str] | None = None, rule: InclusionRule | None = None,
