@@ -81,20 +81,29 @@ def import_(
     fhir_header: Annotated[
         list[str] | None, typer.Option("--fhir-header", help="HTTP header for --from-fhir, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.")
     ] = None,
+    table: Annotated[Path | None, typer.Option("--table", help="Instead of FHIR: a CSV or Parquet extract, read through --mapping.")] = None,
+    mapping: Annotated[Path | None, typer.Option("--mapping", help="The --table's column mapping (.toml or .json; see docs/tabular-import.md).")] = None,
     home: HomeOption = None,
     chunk_size: Annotated[int, typer.Option("--chunk-size", min=1, help="Entries committed per transaction.")] = 2000,
     as_json: JsonOption = False,
 ) -> None:
-    """Validate and import FHIR; rejected entries go to the quarantine with their reasons."""
+    """Validate and import FHIR (or a mapped table); rejected entries go to the quarantine with their reasons."""
     from flute.hub.home import resolve_home
     from flute.hub.node import open_hub
 
-    if bool(paths) == bool(from_fhir):
-        typer.echo("error: give either PATH... or --from-fhir URL (exactly one source per import)", err=True)
+    if sum((bool(paths), bool(from_fhir), table is not None)) != 1:
+        typer.echo("error: give one of PATH..., --from-fhir URL or --table PATH (exactly one source per import)", err=True)
+        raise typer.Exit(2)
+    if (table is None) != (mapping is None):
+        typer.echo("error: --table and --mapping go together", err=True)
         raise typer.Exit(2)
     with _clear_errors(), open_hub(resolve_home(home)) as hub:
         if from_fhir:
             report = hub.import_from_server(from_fhir, headers=_headers(fhir_header or []), chunk_entries=chunk_size)
+        elif table is not None and mapping is not None:
+            from flute.cohort.tabular import load_mapping
+
+            report = hub.import_table(table, load_mapping(mapping), chunk_entries=chunk_size)
         else:
             report = hub.import_paths(paths or [], chunk_entries=chunk_size)
     if as_json:
