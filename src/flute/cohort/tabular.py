@@ -286,19 +286,19 @@ class _RowConverter:
     def _builders(self, patient_id: str) -> list[Build]:
         m = self.mapping
         builders: list[Build] = [lambda: self._patient(patient_id), lambda: self._biopsy(patient_id)]
-        if m.psa is not None:
-            builders.append(lambda: self._quantity(m.psa, lambda v, u: psa_json(patient_id, f"{patient_id}-psa", v, u, None)))
-        if m.prostate_volume is not None:
-            builders.append(lambda: self._quantity(m.prostate_volume, lambda v, u: volume_json(patient_id, v, u, None)))
+        if (psa := m.psa) is not None:
+            builders.append(lambda: self._quantity(psa, lambda v, u: psa_json(patient_id, f"{patient_id}-psa", v, u, None)))
+        if (volume := m.prostate_volume) is not None:
+            builders.append(lambda: self._quantity(volume, lambda v, u: volume_json(patient_id, v, u, None)))
         if m.dre is not None:
             outcomes = {0: t.DRE_NORMAL, 1: t.DRE_SUSPICIOUS}
-            builders.append(lambda: self._coded(m.dre, lambda code: dre_json(patient_id, outcomes[code], {})))
+            builders.append(lambda: self._coded("dre", lambda code: dre_json(patient_id, outcomes[code], {})))
         if m.pirads is not None:
-            builders.append(lambda: self._coded(m.pirads, lambda score: pirads_json(patient_id, score, None)))
+            builders.append(lambda: self._coded("pirads", lambda score: pirads_json(patient_id, score, None)))
         if m.family_history is not None:
-            builders.append(lambda: self._coded(m.family_history, lambda yes: self._family_history(patient_id, yes)))
+            builders.append(lambda: self._coded("family_history", lambda yes: self._family_history(patient_id, yes)))
         if m.isup is not None:
-            builders.append(lambda: self._coded(m.isup, lambda grade: outcome_json(patient_id, grade, None)))
+            builders.append(lambda: self._coded("isup", lambda grade: outcome_json(patient_id, grade, None)))
         return builders
 
     def _patient(self, patient_id: str) -> JsonObject:
@@ -309,7 +309,7 @@ class _RowConverter:
         m = self.mapping
         when = self._date(m.biopsy_date) if m.biopsy_date else None
         age = self._integer(m.age_at_biopsy) if m.age_at_biopsy else None
-        biopsy_type = self._code(m.biopsy_type)
+        biopsy_type = self._code("biopsy_type")
         if biopsy_type is None:
             raise _BadCell(self._cell_issue("table.value", m.biopsy_type.column, None, "is empty; every row needs its biopsy type"))
         return biopsy_json(patient_id, biopsy_type == 2, performed_json(when, age))
@@ -329,25 +329,24 @@ class _RowConverter:
         whole = _INTEGER.fullmatch(text) is not None and len(text.lstrip("+-")) <= _MAX_INTEGER_DIGITS
         return build(int(text) if whole else float(text), unit)
 
-    def _coded(self, spec: CodedColumn, build: Callable[[int], JsonObject | None]) -> JsonObject | None:
-        code = self._code(spec)
+    def _coded(self, field: str, build: Callable[[int], JsonObject | None]) -> JsonObject | None:
+        code = self._code(field)
         return None if code is None else build(code)
 
-    def _code(self, spec: CodedColumn) -> int | None:
+    def _code(self, field: str) -> int | None:
+        """The code in the cell of the mapping's coded `field` (e.g. "dre"); None when empty."""
+        spec: CodedColumn = getattr(self.mapping, field)
         text = _cell_text(self.row.get(spec.column))
         if text is None:
             return None
         code = spec.codes.get(text.casefold())
         if code is None and _INTEGER.fullmatch(text) and len(text.lstrip("+-")) <= _MAX_INTEGER_DIGITS:
             code = int(text)
-        allowed = _ALLOWED_CODES.get(self._field_of(spec))
+        allowed = _ALLOWED_CODES.get(field)
         if code is None or (allowed is not None and code not in allowed):
-            fix = f"add it to the mapping's {self._field_of(spec)}.codes, e.g. {text!r} = <code>" + (f" with a code in {sorted(allowed)}" if allowed else "")
+            fix = f"add it to the mapping's {field}.codes, e.g. {text!r} = <code>" + (f" with a code in {sorted(allowed)}" if allowed else "")
             raise _BadCell(self._cell_issue("table.code", spec.column, text, f"has no code in the mapping; {fix}"))
         return code
-
-    def _field_of(self, spec: CodedColumn) -> str:
-        return next(name for name, value in self.mapping.__dict__.items() if value is spec)
 
     def _integer(self, column: str) -> int | None:
         text = _cell_text(self.row.get(column))
@@ -362,7 +361,7 @@ class _RowConverter:
         if text is None:
             return None
         try:
-            return date.fromisoformat(text[:10]) if len(text) >= 10 else date.fromisoformat(text)
+            return datetime.fromisoformat(text).date()  # a date, or a date and time
         except ValueError:
             raise _BadCell(self._cell_issue("table.value", column, text, "is not an ISO date; write it like 2021-03-14")) from None
 
