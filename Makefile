@@ -15,6 +15,7 @@ $(STAMP): pyproject.toml requirements.lock
 venv: $(STAMP)
 
 demo: $(STAMP)
+	rm -rf demo-output
 	$(VENV)/bin/flute demo --out demo-output
 
 test: $(STAMP)
