@@ -105,3 +105,67 @@ def test_deploy_pki_cli_init_and_issue(tmp_path: Path) -> None:
     refused = runner.invoke(app, ["pki", "issue", "--dir", str(tmp_path / "missing"), "--hub", "hospital-a"])
     assert refused.exit_code == 2
     assert "flute pki init" in refused.output
+
+
+def _ed25519_hex() -> str:
+    return ed25519.Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    ).hex()
+
+
+def test_deploy_pki_secagg_identities_form_their_own_enrolment_list(tmp_path: Path) -> None:
+    """URS-15: hub identity keys for secure aggregation are enrolled beside the node keys."""
+    from flute.engine.deploy import DeploymentError, study_bundle
+    from flute.engine.hub_identity import ENROLMENT_KEY, parse_enrolment
+    from flute.engine.spec import StudySpec
+
+    pki.init_pki(tmp_path)
+    study = {"study_id": "s", "name": "s", "cohort": {"variables": ["psa"]}, "model": {"name": "logistic_regression"},
+             "evaluation": {"cv_folds": 0, "leave_one_hub_out": False}}  # fmt: skip
+    spec = StudySpec.from_mapping({**study, "pets": {"mode": "secagg"}})
+    with pytest.raises(DeploymentError, match="--secagg-key"):
+        study_bundle(spec, tmp_path / "out", pki=tmp_path)
+    a_hex = _ed25519_hex()
+    first = pki.issue_hub_key(tmp_path, "hospital-a", a_hex.upper())
+    assert first.secagg_public_hex == a_hex
+    plain = pki.issue_hub_key(tmp_path, "hospital-b")
+    assert pki.secagg_enrolment(tmp_path) == {"hospital-a": a_hex}
+    # A hub enrolled without one adds it by re-enrolling its own node key.
+    b_hex = _ed25519_hex()
+    pki.enrol_hub_public_key(tmp_path, "hospital-b", tmp_path / "hubs" / "hospital-b.pub", b_hex)
+    assert pki.enrolled_hubs(tmp_path)["hospital-b"] == plain.public_key_openssh
+    assert pki.secagg_enrolment(tmp_path) == {"hospital-a": a_hex, "hospital-b": b_hex}
+
+    run_config = study_bundle(spec, tmp_path / "out", pki=tmp_path).run_config
+    assert set(parse_enrolment(run_config[ENROLMENT_KEY], where="test")) == {"hospital-a", "hospital-b"}
+    assert ENROLMENT_KEY not in study_bundle(StudySpec.from_mapping(study), tmp_path / "out", pki=tmp_path).run_config
+
+
+def test_deploy_pki_secagg_refusals_leave_nothing_half_enrolled(tmp_path: Path) -> None:
+    pki.init_pki(tmp_path)
+    with pytest.raises(pki.PkiError, match="64 hex digits"):
+        pki.issue_hub_key(tmp_path, "hospital-a", "not-a-key")
+    assert not (tmp_path / "hubs" / "hospital-a.key").exists() and pki.enrolled_hubs(tmp_path) == {}
+    shared = _ed25519_hex()
+    pki.issue_hub_key(tmp_path, "hospital-a", shared)
+    with pytest.raises(pki.PkiError, match="already enrolled for hub 'hospital-a'"):
+        pki.issue_hub_key(tmp_path, "hospital-b", shared)
+    (tmp_path / "secagg-enrolment.json").write_text(json.dumps({"hubs": {"hospital-a": "00"}}))
+    with pytest.raises(pki.PkiError, match="copy it again"):
+        pki.secagg_enrolment(tmp_path)
+
+
+def test_deploy_pki_cli_enrols_the_identity_a_hub_prints(tmp_path: Path) -> None:
+    runner = CliRunner()
+    home = tmp_path / "hub"
+    assert runner.invoke(app, ["hub", "init", "--name", "hospital-a", "--home", str(home)]).exit_code == 0
+    printed = runner.invoke(app, ["hub", "identity", "--home", str(home)])
+    assert printed.exit_code == 0, printed.output
+    assert runner.invoke(app, ["pki", "init", "--dir", str(tmp_path / "pki")]).exit_code == 0
+    issued = runner.invoke(app, ["pki", "issue", "--dir", str(tmp_path / "pki"), "--hub", "hospital-a", "--home", str(home)])
+    assert issued.exit_code == 0, issued.output
+    assert pki.secagg_enrolment(tmp_path / "pki") == {"hospital-a": printed.output.strip()}
+    both = runner.invoke(app, ["pki", "issue", "--dir", str(tmp_path / "pki"), "--hub", "x", "--home", str(home), "--secagg-key", "ab"])
+    assert both.exit_code == 2 and "not both" in both.output
+    not_a_hub = runner.invoke(app, ["hub", "identity", "--home", str(tmp_path / "nowhere")])
+    assert not_a_hub.exit_code == 2

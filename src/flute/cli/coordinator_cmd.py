@@ -65,15 +65,16 @@ def submit(
         spec = StudySpec.load(spec_path)
         layout = PkiLayout(pki)
         layout.require_ca()
+        bundle = study_bundle(spec, out, pki=pki)
         control = ControlClient(f"127.0.0.1:{port}", layout.ca_cert)
-    except (SpecError, PkiError) as exc:
+    except (SpecError, PkiError, DeploymentError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
         if hubs:
             connected = control.wait_for_hubs(minimum=hubs)
             typer.echo(f"hubs connected: {', '.join(hub.name for hub in connected)}")
-        run_id = control.start_run(study_bundle(spec, out))
+        run_id = control.start_run(bundle)
         typer.echo(f"run {run_id} submitted")
         control.wait_for_run(run_id, timeout)
         result = read_study_result(out)

@@ -15,12 +15,13 @@ from typing import Annotated, Any
 import typer
 
 from flute.cli import budget_cmd
-from flute.cli import hub_api_cmd, hub_serve_cmd
+from flute.cli import hub_api_cmd, hub_identity_cmd, hub_serve_cmd
 
 app = typer.Typer(help="A hospital's data hub: store, FHIR import, quarantine, withdrawal.", no_args_is_help=True)
 app.add_typer(budget_cmd.app, name="budget")
 app.command("serve")(hub_serve_cmd.serve)
 app.command("api")(hub_api_cmd.api)
+app.command("identity")(hub_identity_cmd.identity)
 
 HomeOption = Annotated[
     Path | None, typer.Option("--home", help="Hub home directory (default: $FLUTE_HUB_HOME, else ./flute-hub).")

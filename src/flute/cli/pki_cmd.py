@@ -44,16 +44,40 @@ def issue(
         Path | None,
         typer.Option("--public-key", help="Enrol this public key (made at the hub) instead of creating a key pair here."),
     ] = None,
+    secagg_key: Annotated[
+        str | None,
+        typer.Option("--secagg-key", help="The hub's secure-aggregation identity key (hex, from `flute hub identity`)."),
+    ] = None,
+    home: Annotated[
+        Path | None,
+        typer.Option("--home", help="Read the secure-aggregation identity key from this hub home (hub on this machine)."),
+    ] = None,
 ) -> None:
-    """Enrol a hub: create its authentication key pair (or take its public key) and list it."""
-    from flute.engine.pki import PkiError, enrol_hub_public_key, issue_hub_key
+    """Enrol a hub: create its authentication key pair (or take its public key) and list it.
 
+    With --secagg-key or --home the hub can also join secure-aggregation (pets) studies."""
+    from flute.engine.pki import PkiError, PkiLayout, enrol_hub_public_key, issue_hub_key
+    from flute.hub.home import HubHomeError
+
+    if secagg_key is not None and home is not None:
+        typer.echo("error: give --secagg-key or --home, not both", err=True)
+        raise typer.Exit(2)
     try:
-        key = enrol_hub_public_key(directory, hub, public_key) if public_key else issue_hub_key(directory, hub)
-    except PkiError as exc:
+        if home is not None:
+            from flute.hub.identity import identity_public_hex
+
+            secagg_key = identity_public_hex(home)
+        if public_key:
+            key = enrol_hub_public_key(directory, hub, public_key, secagg_key)
+        else:
+            key = issue_hub_key(directory, hub, secagg_key)
+    except (PkiError, HubHomeError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     if key.private_key_path is not None:
         typer.echo(f"hub {hub!r}: private key {key.private_key_path} (mode 0600; copy it to the hub, then delete it here)")
     typer.echo(f"hub {hub!r} enrolled: {key.public_key_openssh}")
+    if key.secagg_public_hex is not None:
+        typer.echo(f"hub {hub!r} secure-aggregation identity enrolled: {key.secagg_public_hex}")
+        typer.echo(f"give every hub a fresh copy of {PkiLayout(directory).secagg_enrolment}")
     typer.echo("restart `flute coordinator serve` for the enrolment to take effect")

@@ -38,7 +38,14 @@ from typing import TYPE_CHECKING, TypeVar
 import httpx
 import tomli_w
 
-from flute.engine.pki import PkiLayout, check_hub_private_key, enrolled_hubs, issue_loopback_tls, public_key_pem
+from flute.engine.pki import (
+    PkiLayout,
+    check_hub_private_key,
+    enrolled_hubs,
+    issue_loopback_tls,
+    public_key_pem,
+    secagg_enrolment,
+)
 from flute.engine.sources import HUB_HOME_KEY, HUB_NAME_KEY
 
 if TYPE_CHECKING:
@@ -121,15 +128,27 @@ class AppBundle:
         return fab_bytes
 
 
-def study_bundle(spec: StudySpec, out_dir: Path, checkpoint: Path | None = None) -> AppBundle:
+def study_bundle(spec: StudySpec, out_dir: Path, checkpoint: Path | None = None, *, pki: Path | None = None) -> AppBundle:
     """FLUTE's study apps with `spec` in the run config; the ServerApp writes OUT_DIR/result.flute.
 
     `out_dir` (and `checkpoint`) are paths on the coordinator machine, where the ServerApp runs.
+    A study with PETs also carries the hubs' secure-aggregation identity keys from the PKI
+    directory's `secagg-enrolment.json` (URS-15), as the embedded engine builds them.
     """
     from flute.engine.apps import OUT_DIR_KEY
     from flute.engine.embedded import study_run_config
+    from flute.engine.hub_identity import ENROLMENT_KEY, enrolment_json
 
     run_config = {**study_run_config(spec, checkpoint=checkpoint), OUT_DIR_KEY: str(out_dir.resolve())}
+    if spec.pets.mode != "none":
+        enrolment = secagg_enrolment(pki) if pki is not None else {}
+        if not enrolment:
+            raise DeploymentError(
+                f"the study uses pets.mode {spec.pets.mode!r}, which needs the hubs' secure-aggregation identity "
+                f"keys, but {PkiLayout(pki).secagg_enrolment if pki else 'no PKI directory'} lists none; enrol each "
+                "hub with `flute pki issue --hub NAME --secagg-key HEX` (HEX from `flute hub identity` at the hub)"
+            )
+        run_config[ENROLMENT_KEY] = enrolment_json(enrolment)
     return AppBundle(FLUTE_SERVER_APP, FLUTE_CLIENT_APP, run_config)
 
 
@@ -440,7 +459,12 @@ class Coordinator:
 
 
 class HubServer:
-    """A SuperNode bound to one hub home (node_config `hub-home`, `hub-name`). Context manager."""
+    """A SuperNode bound to one hub home (node_config `hub-home`, `hub-name`). Context manager.
+
+    `secagg_identities` (hub name -> Ed25519 public key hex, the hub's own copy of the
+    coordinator's list) goes into the node config: the hub verifies its peers' signed round keys
+    against it in secure-aggregation studies (URS-15).
+    """
 
     def __init__(
         self,
@@ -453,14 +477,20 @@ class HubServer:
         runtime_port: int | None = None,
         task_poll_interval_s: float = DEFAULT_TASK_POLL_INTERVAL_S,
         idle_poll_s: float = DEFAULT_IDLE_POLL_S,
+        secagg_identities: Mapping[str, str] | None = None,
     ) -> None:
+        from flute.engine.hub_identity import ENROLMENT_KEY, enrolment_json
+
         check_hub_private_key(key)
         if not ca_cert.is_file():
             raise DeploymentError(f"coordinator CA certificate {ca_cert} does not exist (copy ca.pem from the coordinator)")
         self.name = name
         state_dir.mkdir(parents=True, exist_ok=True)
         node_config = state_dir / "node-config.toml"
-        node_config.write_text(tomli_w.dumps({HUB_HOME_KEY: str(home.resolve()), HUB_NAME_KEY: name}), encoding="utf-8")
+        config = {HUB_HOME_KEY: str(home.resolve()), HUB_NAME_KEY: name}
+        if secagg_identities:
+            config[ENROLMENT_KEY] = enrolment_json(secagg_identities)
+        node_config.write_text(tomli_w.dumps(config), encoding="utf-8")
         runtime_tls = PkiLayout(state_dir / "runtime-tls")
         if not runtime_tls.ca_cert.exists():
             issue_loopback_tls(runtime_tls.root)

@@ -8,16 +8,22 @@ Two separate trust mechanisms protect a deployment:
   format, the format Flower's SuperNode loads); the coordinator keeps an enrolment list of
   hub public keys and registers exactly those with its SuperLink, which refuses every other
   node and checks a signature on every Fleet request.
+* Secure-aggregation identities (URS-15): each hub home holds its own Ed25519 identity key
+  (`flute.hub.identity`); `flute pki issue --secagg-key` records its public half in a second
+  enrolment list, which the coordinator puts into a PETs study's run config and every hub
+  serves from its own copy (`flute hub serve --pki`), so hubs verify each other's round keys.
 
 Layout of a PKI directory (private keys are written 0600):
 
     ca.pem, ca.key                  certificate authority
     coordinator.pem, coordinator.key  coordinator (SuperLink) server certificate
     enrolment.json                  {"hubs": {NAME: "ecdsa-sha2-nistp384 ..."}}
+    secagg-enrolment.json           {"hubs": {NAME: HEX_ED25519_PUBLIC_KEY}} (hubs with one only)
     hubs/NAME.key, hubs/NAME.pub    a hub key pair created by `issue_hub_key`
 
-In a multi-machine deployment the hub only needs `ca.pem` and its own `hubs/NAME.key`; a hub
-may also create its key itself and send only the public key (`enrol_hub_public_key`).
+In a multi-machine deployment the hub only needs `ca.pem`, `secagg-enrolment.json` and its own
+`hubs/NAME.key`; a hub may also create its key itself and send only the public key
+(`enrol_hub_public_key`).
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ from typing import Sequence
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 LOOPBACK_HOSTS: tuple[str, ...] = ("localhost", "127.0.0.1", "::1")
@@ -72,6 +79,10 @@ class PkiLayout:
     def enrolment(self) -> Path:
         return self.root / "enrolment.json"
 
+    @property
+    def secagg_enrolment(self) -> Path:
+        return self.root / "secagg-enrolment.json"
+
     def hub_private_key(self, hub: str) -> Path:
         return self.root / "hubs" / f"{hub}.key"
 
@@ -100,11 +111,13 @@ class PkiLayout:
 
 @dataclass(frozen=True)
 class HubKey:
-    """A hub's authentication key pair on disk and its enrolled OpenSSH public key."""
+    """A hub's authentication key pair on disk, its enrolled OpenSSH public key and, if enrolled,
+    its secure-aggregation identity public key (hex)."""
 
     hub: str
     private_key_path: Path | None
     public_key_openssh: str
+    secagg_public_hex: str | None = None
 
 
 def init_pki(directory: Path, hosts: Sequence[str] = ()) -> PkiLayout:
@@ -154,15 +167,17 @@ def init_pki(directory: Path, hosts: Sequence[str] = ()) -> PkiLayout:
     _write_private(layout.server_key, _pem_private_key(server_key))
     layout.server_cert.write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
     if not layout.enrolment.exists():
-        _write_enrolment(layout, {})
+        _write_enrolment(layout.enrolment, {})
     return layout
 
 
-def issue_hub_key(directory: Path, hub: str) -> HubKey:
-    """Create a hub's authentication key pair and enrol its public key."""
+def issue_hub_key(directory: Path, hub: str, secagg_public_hex: str | None = None) -> HubKey:
+    """Create a hub's authentication key pair and enrol its public key (and, if given, the
+    public half of its secure-aggregation identity key)."""
     layout = PkiLayout(directory)
     layout.require_ca()
     _check_hub_name(hub)
+    secagg_key = _secagg_public_key(secagg_public_hex)
     private_path = layout.hub_private_key(hub)
     if private_path.exists():
         raise PkiError(f"hub {hub!r} already has a key at {private_path}; remove it first to re-issue")
@@ -178,20 +193,24 @@ def issue_hub_key(directory: Path, hub: str) -> HubKey:
         ),
     )
     layout.hub_public_key(hub).write_text(public_openssh + "\n", encoding="ascii")
-    _enrol(layout, hub, public_openssh)
-    return HubKey(hub=hub, private_key_path=private_path, public_key_openssh=public_openssh)
+    _enrol(layout, hub, public_openssh, secagg_key)
+    return HubKey(hub=hub, private_key_path=private_path, public_key_openssh=public_openssh, secagg_public_hex=secagg_key)
 
 
-def enrol_hub_public_key(directory: Path, hub: str, public_key_file: Path) -> HubKey:
-    """Enrol a public key a hub created itself (its private key never leaves the hub)."""
+def enrol_hub_public_key(
+    directory: Path, hub: str, public_key_file: Path, secagg_public_hex: str | None = None
+) -> HubKey:
+    """Enrol a public key a hub created itself (its private key never leaves the hub), and, if
+    given, the public half of its secure-aggregation identity key."""
     layout = PkiLayout(directory)
     layout.require_ca()
     _check_hub_name(hub)
+    secagg_key = _secagg_public_key(secagg_public_hex)
     if not public_key_file.is_file():
         raise PkiError(f"public key file {public_key_file} does not exist")
     public_openssh = _openssh_public_key(_load_public_key(public_key_file))
-    _enrol(layout, hub, public_openssh)
-    return HubKey(hub=hub, private_key_path=None, public_key_openssh=public_openssh)
+    _enrol(layout, hub, public_openssh, secagg_key)
+    return HubKey(hub=hub, private_key_path=None, public_key_openssh=public_openssh, secagg_public_hex=secagg_key)
 
 
 def enrolled_hubs(directory: Path) -> dict[str, str]:
@@ -209,6 +228,22 @@ def enrolled_hubs(directory: Path) -> dict[str, str]:
     if not isinstance(hubs, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in hubs.items()):
         raise PkiError(f"{layout.enrolment}: 'hubs' must map hub names to OpenSSH public keys")
     return dict(hubs)
+
+
+def secagg_enrolment(directory: Path) -> dict[str, str]:
+    """The secure-aggregation enrolment list: hub name -> Ed25519 public key (hex); empty when
+    no hub was enrolled with one."""
+    path = PkiLayout(directory).secagg_enrolment
+    if not path.is_file():
+        return {}
+    try:
+        hubs = json.loads(path.read_text(encoding="utf-8"))["hubs"]
+        return {str(name): _secagg_public_key(key) for name, key in hubs.items()}
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError, PkiError) as exc:
+        raise PkiError(
+            f"{path} is not a FLUTE secure-aggregation enrolment list {{\"hubs\": {{NAME: HEX}}}} ({exc}); "
+            "copy it again from the coordinator's PKI directory"
+        ) from exc
 
 
 def public_key_pem(openssh_public_key: str) -> bytes:
@@ -302,20 +337,41 @@ def _openssh_public_key(key: ec.EllipticCurvePublicKey) -> str:
     return key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode("ascii")
 
 
-def _enrol(layout: PkiLayout, hub: str, public_openssh: str) -> None:
+def _secagg_public_key(public_hex: str | None) -> str | None:
+    """`public_hex` normalised to lower case, or a PkiError saying what a valid one looks like."""
+    if public_hex is None:
+        return None
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex.strip()))
+    except ValueError as exc:
+        raise PkiError(
+            f"secure-aggregation key {public_hex!r} is not a raw Ed25519 public key in hex (64 hex digits); "
+            "print it at the hub with `flute hub identity --home HUB_HOME`"
+        ) from exc
+    return public_hex.strip().lower()
+
+
+def _enrol(layout: PkiLayout, hub: str, public_openssh: str, secagg_key: str | None) -> None:
     hubs = enrolled_hubs(layout.root) if layout.enrolment.exists() else {}
+    secagg = secagg_enrolment(layout.root)
     for other, key in hubs.items():
         if key == public_openssh and other != hub:
             raise PkiError(f"this public key is already enrolled for hub {other!r}; every hub needs its own key")
+    for other, key in secagg.items():
+        if key == secagg_key and other != hub:
+            raise PkiError(f"this secure-aggregation key is already enrolled for hub {other!r}; every hub home has its own")
     hubs[hub] = public_openssh
-    _write_enrolment(layout, hubs)
+    _write_enrolment(layout.enrolment, hubs)
+    if secagg_key is not None:
+        secagg[hub] = secagg_key
+        _write_enrolment(layout.secagg_enrolment, secagg)
 
 
-def _write_enrolment(layout: PkiLayout, hubs: dict[str, str]) -> None:
+def _write_enrolment(path: Path, hubs: dict[str, str]) -> None:
     text = json.dumps({"hubs": dict(sorted(hubs.items()))}, indent=2) + "\n"
-    tmp = layout.enrolment.with_suffix(".json.tmp")
+    tmp = path.with_suffix(".json.tmp")
     tmp.write_text(text, encoding="utf-8")
-    tmp.replace(layout.enrolment)
+    tmp.replace(path)
 
 
 def _pem_private_key(key: ec.EllipticCurvePrivateKey) -> bytes:
