@@ -2,7 +2,9 @@
 
 - Fidelity: per column, the Kolmogorov-Smirnov statistic (numeric) or total-variation distance
   (categorical) between real and synthetic; the mean absolute difference of the pairwise
-  correlation matrices (codes of categories, missing left out pairwise).
+  correlation matrices (codes of categories, missing left out pairwise); and SDMetrics' quality
+  score (the mean of its column-shape and column-pair-trend scores, 0..1), the figure published
+  generators and the issue's targets are stated in, so ours compare with theirs on one scale.
 - Utility, TSTR: a classifier of csPCa trained on synthetic rows and tested on a REAL holdout
   (AUROC), logistic regression and gradient boosting, next to the same trained on the real train
   rows (TRTR); and augmentation: LR trained on real + synthetic rows.
@@ -37,6 +39,7 @@ class Fidelity:
     column_distance: dict[str, float]  # KS (numeric) or TV (categorical)
     mean_column_distance: float
     correlation_difference: float
+    sdm_quality: float  # SDMetrics QualityReport score, 1 = same shapes and pair trends
 
 
 @dataclass(frozen=True)
@@ -82,7 +85,42 @@ def fidelity(schema: TableSchema, synthetic: pd.DataFrame, real: pd.DataFrame) -
             distances[column.name] = float(0.5 * p.subtract(q, fill_value=0.0).abs().sum())
     difference = np.abs(_correlations(schema, real) - _correlations(schema, synthetic))
     upper = np.triu_indices(len(schema.columns), 1)
-    return Fidelity(distances, float(np.mean(list(distances.values()))), float(np.nanmean(difference[upper])))
+    return Fidelity(distances, float(np.mean(list(distances.values()))), float(np.nanmean(difference[upper])), sdmetrics_quality(schema, synthetic, real))
+
+
+def sdmetrics_metadata(schema: TableSchema) -> dict[str, dict[str, dict[str, str]]]:
+    """SDMetrics' single-table metadata of the schema: numeric kinds are `numerical`; categories
+    and 0/1 flags are `categorical` (a flag's mean is not a shape SDMetrics should compare)."""
+    return {"columns": {c.name: {"sdtype": "numerical" if c.kind.numeric else "categorical"} for c in schema.columns}}
+
+
+def sdmetrics_quality(schema: TableSchema, synthetic: pd.DataFrame, real: pd.DataFrame) -> float:
+    """SDMetrics 0.32 `QualityReport` score of `synthetic` against `real` over the schema's
+    columns. Both frames are first put in one representation (numbers as float, categories as
+    their schema labels, missing as its own label), so a category typed 4 in one frame and 4.0 or
+    "4" in the other is the same category. The report's progress bar is switched off."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the single-table report's deprecation notice
+        from sdmetrics.reports.single_table import QualityReport
+
+    report = QualityReport()
+    report.generate(_sdmetrics_frame(schema, real), _sdmetrics_frame(schema, synthetic), sdmetrics_metadata(schema), verbose=False)
+    return float(report.get_score())
+
+
+def _sdmetrics_frame(schema: TableSchema, frame: pd.DataFrame) -> pd.DataFrame:
+    import pandas as pd
+
+    values: dict[str, object] = {}
+    for column in schema.columns:
+        if column.kind.numeric:
+            values[column.name] = _numbers(frame[column.name])
+        else:
+            labels = np.asarray(column.labels(), dtype=object)
+            values[column.name] = labels[column.encode(frame[column.name].to_numpy(dtype=object))]
+    return pd.DataFrame(values)
 
 
 def utility(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, target: str, *, seed: int = 0) -> Utility:
