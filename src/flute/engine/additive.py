@@ -97,7 +97,7 @@ class WeightedFitLayout:
 
 @dataclass(frozen=True)
 class ClippedGradientLayout:
-    """[weight_total, summed clipped gradient (p)]."""
+    """[scaled weight total, summed clipped gradient (p)] (`flute.learn.clipped_gradient`)."""
 
     n_weights: int
 
@@ -107,7 +107,7 @@ class ClippedGradientLayout:
 
     def decode(self, vector: np.ndarray) -> ClippedGradientSums:
         _check_length(vector, self.length, "clipped gradient sums")
-        return ClippedGradientSums(float(vector[0]), vector[1:].copy())
+        return ClippedGradientSums.from_vector(vector)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ def weighted_fit_vector(spec: StudySpec, table: StudyTable, ins: TrainIns) -> np
 
 
 def gradient_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcement: RoundAnnouncement | None, context: Context) -> np.ndarray:
-    """[weight total, summed clipped gradient]; noised in 'secagg_dp'."""
+    """[scaled weight total, summed clipped gradient]; noised in 'secagg_dp'."""
     rows = hub_steps.clipped_gradient_rows(spec, table, ins)
     if announcement is not None and _dp_release(spec, context, announcement):
         sensitivity = row_sensitivity(hub_steps.objective_of(spec, ins), spec.strategy.clip_norm)  # type: ignore[union-attr]

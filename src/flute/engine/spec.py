@@ -101,11 +101,14 @@ class FedAdamSpec(_Strict):
 class ClippedGradientSpec(_Strict):
     """Full-batch federated gradient descent on summed PER-RECORD clipped gradients: one record
     moves a round's gradient sum by at most `clip_norm` (L2), which is what record-level DP needs
-    (pets.mode 'secagg_dp' adds Gaussian noise to that sum). Step size: training.learning_rate;
-    steps: training.rounds."""
+    (pets.mode 'secagg_dp' adds Gaussian noise to that sum). Step size: training.learning_rate,
+    'fixed', or divided by the model's expected logistic curvature, 'curvature' (a diagonal
+    Newton step: converges in a round or two, so a DP study needs fewer noisy releases; use
+    learning_rate 1); steps: training.rounds."""
 
     name: Literal["clipped_gradient"]
     clip_norm: float = Field(default=1.0, gt=0.0, le=1e3)
+    step: Literal["fixed", "curvature"] = "fixed"
 
 
 StrategySpec = Annotated[Union[NewtonSpec, FedAvgSpec, FedProxSpec, FedAdamSpec, ClippedGradientSpec], Field(discriminator="name")]

@@ -101,7 +101,7 @@ def aggregator_for(spec: StudySpec) -> Aggregator:
         s = spec.strategy
         return FedAdamAggregator(s.server_learning_rate, s.beta1, s.beta2, s.tau)
     if isinstance(spec.strategy, ClippedGradientSpec):
-        return ClippedGradientAggregator(spec.training.learning_rate)
+        return ClippedGradientAggregator(spec.training.learning_rate, curvature_scaled=spec.strategy.step == "curvature")
     return AveragingAggregator()  # fedavg, fedprox (the proximal term is the hubs' side)
 
 
