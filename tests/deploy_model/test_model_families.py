@@ -13,7 +13,7 @@ from scipy.stats import norm
 
 from flute.deploy.artifact import load_verified, package_model
 from flute.deploy.cql import NotExpressibleInCql, cql_library
-from flute.deploy.families import register_family
+from flute.deploy.families import Architecture, PackedModel, register_family
 from flute.deploy.keys import KeyPairFiles, load_signing_key, load_trusted_keys
 from flute.deploy.scoring import score_units
 from flute.fhir.readers import iter_units
@@ -34,16 +34,17 @@ class ProbitModel:
 
 class ProbitFamily:
     model_type = "test_probit"
+    exports_cql = False
 
-    def tensors(self, model: object) -> dict[str, np.ndarray] | None:
+    def pack(self, model: object) -> PackedModel | None:
         if not isinstance(model, ProbitModel):
             return None
-        return {"offset": np.array([model.offset]), "slopes": model.slopes}
+        return PackedModel({"offset": np.array([model.offset]), "slopes": model.slopes})
 
-    def tensor_shapes(self, n_features: int) -> dict[str, tuple[int, ...]]:
+    def tensor_shapes(self, n_features: int, architecture: Architecture) -> dict[str, tuple[int, ...]]:
         return {"offset": (1,), "slopes": (n_features,)}
 
-    def predictor(self, tensors: Mapping[str, np.ndarray]) -> ProbitModel:
+    def predictor(self, tensors: Mapping[str, np.ndarray], architecture: Architecture, n_features: int) -> ProbitModel:
         return ProbitModel(float(tensors["offset"][0]), tensors["slopes"])
 
 

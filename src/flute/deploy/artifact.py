@@ -9,7 +9,8 @@ Layout of an artifact directory (nothing else may be in it):
 
 `load_verified` is the security check a hub or a clinical site runs before a model may score:
 signature first (by a key the site trusts), then the schema, then every file's hash and the
-exact set of files, then the tensors' names, shapes and dtype against the model family. Each
+exact set of files, then the tensors' names, shapes and dtype against the model family and its
+architecture, then the tensors' contents as a model of that family (e.g. valid tree nodes). Each
 failure is its own exception type (errors.py) with a message that says what to do.
 """
 
@@ -100,15 +101,20 @@ def package_model(
     privacy: PrivacyRecord = PrivacyRecord(),
     threshold: float = DEFAULT_THRESHOLD,
     allow_imputation: bool = False,
+    model_type: str | None = None,
 ) -> Path:
     """Write a signed artifact for a fitted model into `out_dir` (new or empty); returns it.
 
     `allow_imputation` decides whether sites may score patients with missing variables using the
     training means (off by default: an imputed risk must be a deliberate choice of the publisher).
+    `model_type` names the model family where the fitted object alone does not (a study's
+    `model.name`: a one-tree forest is also a decision tree); by default the first registered
+    family that can pack the model is used.
     """
-    family, tensors = family_of_model(model)
+    family, packed = family_of_model(model, model_type)
+    tensors = packed.tensors
     n_features = len(standardiser.columns)
-    expected = family.tensor_shapes(n_features)
+    expected = family.tensor_shapes(n_features, packed.architecture)
     actual = {name: tuple(array.shape) for name, array in tensors.items()}
     if actual != expected:
         raise ValueError(f"the {family.model_type} model has tensors {actual}, but {n_features} features need {expected}")
@@ -118,7 +124,10 @@ def package_model(
     weights = safetensors.numpy.save({name: np.ascontiguousarray(array, dtype=np.float64) for name, array in tensors.items()})
     means = tuple(float(v) for v in standardiser.means)
     manifest = Manifest(
-        model=ModelIdentity(model_id=model_id or provenance.study_id, version=version, model_type=family.model_type, title=title),
+        model=ModelIdentity(
+            model_id=model_id or provenance.study_id, version=version, model_type=family.model_type, title=title,
+            architecture=packed.architecture, fhir_library=family.exports_cql,
+        ),
         features=feature_schema(standardiser.columns),
         preprocessing=PreprocessingManifest(
             log_transform=standardiser.log_columns,
@@ -160,8 +169,9 @@ def load_verified(path: Path, trusted_keys: TrustedKeys) -> ScoringModel:
     manifest = validate_manifest_document(document, f"{source}/{MANIFEST_FILE}")
     family = family_of_type(manifest.model.model_type)
     contents = _verified_files(path, manifest.files)
-    tensors = _read_tensors(contents[WEIGHTS_FILE], manifest, family.tensor_shapes(len(manifest.features)), source)
-    return ScoringModel(manifest, family.predictor(tensors), path)
+    n_features, architecture = len(manifest.features), manifest.model.architecture
+    tensors = _read_tensors(contents[WEIGHTS_FILE], manifest, family.tensor_shapes(n_features, architecture), source)
+    return ScoringModel(manifest, family.predictor(tensors, architecture, n_features), path)
 
 
 def _verified_files(path: Path, hashes: Mapping[str, str]) -> dict[str, bytes]:

@@ -17,7 +17,7 @@ import re
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr, ValidationError, field_validator, model_validator
 
 from flute.cohort.variables import VARIABLE_NAMES
 from flute.deploy.errors import ManifestInvalid, UnknownFormat
@@ -39,12 +39,18 @@ class _Strict(BaseModel):
 
 
 class ModelIdentity(_Strict):
-    """Which model: a stable id, a semantic version, and the model family that reads the tensors."""
+    """Which model: a stable id, a semantic version, the model family that reads the tensors, the
+    family's structural numbers (`architecture`, e.g. hidden units or number of trees; read and
+    checked by the family, `flute.deploy.zoo_families`), and whether the model can also be
+    exported as a FHIR Library with CQL (`fhir_library`: logistic regression only, since CQL
+    needs a closed-form formula; every family is scored by `flute score run|serve`)."""
 
     model_id: str = Field(pattern=IDENTIFIER_PATTERN)
     version: str = Field(pattern=SEMVER_PATTERN)
     model_type: str = Field(pattern=IDENTIFIER_PATTERN)
     title: str = Field(min_length=1, max_length=200)
+    architecture: dict[str, StrictInt | StrictFloat | StrictStr] = Field(default_factory=dict)
+    fhir_library: bool = False
 
 
 class FeatureCoding(_Strict):

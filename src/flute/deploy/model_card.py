@@ -26,6 +26,7 @@ def render_model_card(manifest: Manifest) -> str:
 Model `{model.model_id}` version {model.version} ({model.model_type}), trained by federated study
 `{prov.study_id}` at {len(prov.hubs)} hubs ({", ".join(prov.hubs)}) in {prov.rounds} rounds on
 {prov.trained_at.isoformat()} with FLUTE {prov.code_version} (study spec SHA-256 {prov.spec_sha256}).
+{_structure(manifest)}
 
 ## Intended use
 Estimates the probability of clinically significant prostate cancer (csPCa, ISUP grade group >= 2)
@@ -64,6 +65,20 @@ Missing biopsies may delay diagnosis in the false negatives (see the net benefit
 threshold expresses how many unnecessary biopsies one would accept to find one csPCa and should be
 agreed with clinicians and patients. No patient-level data were used outside their hospital.
 """
+
+
+def _structure(manifest: Manifest) -> str:
+    model = manifest.model
+    shape = ", ".join(f"{key} {value}" for key, value in sorted(model.architecture.items()))
+    weights = f"Architecture: {shape}. " if shape else ""
+    if model.fhir_library:
+        export = "It is also published as a FHIR Library with CQL (`flute model library`)."
+    else:
+        export = (
+            f"No FHIR Library / CQL export: a {model.model_type} model is not a closed-form formula; "
+            "it is scored only by the FLUTE scoring service (`flute score run|serve`)."
+        )
+    return f"{weights}{export}"
 
 
 def _range(minimum: float | None, maximum: float | None, allowed: tuple[float, ...]) -> str:

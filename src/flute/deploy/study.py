@@ -59,7 +59,7 @@ def package_study_result(
     return package_model(
         model.fitted(), standardiser, provenance, metrics, out_dir, signing_key,
         model_id=spec.study_id, version=version, title=spec.name, privacy=privacy_record(spec.pets),
-        threshold=threshold, allow_imputation=allow_imputation,
+        threshold=threshold, allow_imputation=allow_imputation, model_type=model.model_name,
     )  # fmt: skip
 
 
