@@ -1,0 +1,45 @@
+"""Three simulated pilot hospitals as hub homes (one set per test module), workspaces that load
+the test generator plugin, and the environment job processes need to import it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from flute.hub.ledger import BudgetStatus, PrivacyLedger
+from flute.hub.node import open_hub
+from simulated_hubs import simulated_hub_homes
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+PLUGIN_MODULE = "synth_workspace.slow_plugin"
+ALL_VARIABLES = "ageAtBiopsy,pcaFamilyHistory,typeOfBiopsy,psa,dre,prostateVolume,pirads"
+
+
+@pytest.fixture(scope="module")
+def hub_homes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return simulated_hub_homes(tmp_path_factory.mktemp("synth-ws-hubs"), seed=11)
+
+
+@pytest.fixture
+def workspace_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A workspace whose workspace.toml plugs in the test generator; job processes find the
+    plugin's module through PYTHONPATH."""
+    home = tmp_path / "workspace"
+    home.mkdir()
+    (home / "workspace.toml").write_text(f'[workspace]\nplugins = ["{PLUGIN_MODULE}"]\n', encoding="utf-8")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(TESTS_DIR), os.environ.get("PYTHONPATH")])))
+    monkeypatch.delenv("FLUTE_SYNTH_WORKSPACE", raising=False)
+    return home
+
+
+def set_budgets(homes: list[Path], study: str, epsilon: float, delta: float = 1e-5) -> None:
+    for home in homes:
+        with open_hub(home) as hub:
+            PrivacyLedger(hub.store.engine).set_budget(study, hub.config.name, epsilon, delta)
+
+
+def budget(home: Path, study: str) -> BudgetStatus:
+    with open_hub(home) as hub:
+        return PrivacyLedger(hub.store.engine).budget(study, hub.config.name)
