@@ -157,14 +157,12 @@ class ClientSession:
             encoded = self.config.encoding.encode(values)
             self.clipped_values = encoded.clipped
             masked = encoded.values
-            expander = MaskExpander(self.config.vector_length)
-            expander.add_into(masked, self._seed)
-            for peer in paired:
-                seed = self._pair_key(self._mask_keys, peer, self._peers[peer].mask_public, PAIRWISE_MASK)
-                if peer > self.hub_id:
-                    expander.add_into(masked, seed)
-                else:
-                    expander.subtract_into(masked, seed)
+            seeds = {peer: self._pair_key(self._mask_keys, peer, self._peers[peer].mask_public, PAIRWISE_MASK) for peer in paired}
+            MaskExpander(self.config.vector_length).apply(
+                masked,
+                added=[self._seed, *(seeds[peer] for peer in paired if peer > self.hub_id)],
+                subtracted=[seeds[peer] for peer in paired if peer < self.hub_id],
+            )
             return MaskedInput(self.hub_id, self.config.round_id, masked)
 
     def confirm_survivors(self, survivors: SurvivorList) -> SurvivorConfirmation:

@@ -149,11 +149,12 @@ class MaskedInput(_WireMessage):
     values: npt.NDArray[np.uint64]
 
     def _write(self, writer: Writer) -> None:
-        writer.u64(self.hub_id).text(self.round_id).blob(self.values.astype("<u8", copy=False).tobytes())
+        words = np.ascontiguousarray(self.values, dtype="<u8")
+        writer.u64(self.hub_id).text(self.round_id).blob(memoryview(words).cast("B"))
 
     @classmethod
     def _read(cls, reader: Reader) -> Self:
-        hub_id, round_id, raw = reader.u64(), reader.text(), reader.blob()
+        hub_id, round_id, raw = reader.u64(), reader.text(), reader.blob_view()  # the vector stays in the message bytes
         if len(raw) % 8:
             raise MalformedMessageError(f"masked input of hub {hub_id} has {len(raw)} bytes, not whole uint64 words")
         return cls(hub_id, round_id, np.frombuffer(raw, dtype="<u8").astype(np.uint64, copy=False))

@@ -220,9 +220,8 @@ class ServerSession:
         total = np.zeros(self.config.vector_length, dtype=np.uint64)
         for values in self._masked.values():
             np.add(total, values, out=total)
-        expander = MaskExpander(self.config.vector_length)
-        for hub, shares in seed_shares.items():
-            expander.subtract_into(total, shamir.combine(shares, self.config.threshold))
+        added: list[bytes] = []
+        subtracted = [shamir.combine(shares, self.config.threshold) for shares in seed_shares.values()]
         for dropped, shares in key_shares.items():
             mask_keys = RoundKeyPair.from_private_bytes(shamir.combine(shares, self.config.threshold))
             if mask_keys.public_bytes() != self._advertisements[dropped].mask_public:
@@ -240,10 +239,8 @@ class ServerSession:
                     survivor,
                 )
                 # the survivor added the mask if the dropped hub's id is larger, subtracted it otherwise
-                if dropped > survivor:
-                    expander.subtract_into(total, seed)
-                else:
-                    expander.add_into(total, seed)
+                (subtracted if dropped > survivor else added).append(seed)
+        MaskExpander(self.config.vector_length).apply(total, added=added, subtracted=subtracted)
         return total
 
     def _paired_survivors(self, dropped: int) -> list[int]:

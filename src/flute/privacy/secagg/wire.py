@@ -31,9 +31,13 @@ class Writer:
         self._parts.append(_U64.pack(value))
         return self
 
-    def blob(self, value: bytes) -> Writer:
+    def blob(self, value: bytes | memoryview) -> Writer:
+        """A length-prefixed byte string. A memoryview (of bytes, format 'B') is joined without an
+        intermediate copy - for megabyte vectors; it must not change before `to_bytes`."""
+        if isinstance(value, memoryview) and value.format != "B":
+            raise MalformedMessageError(f"blob views must be of bytes (format 'B'), got format {value.format!r}")
         self._parts.append(_U32.pack(len(value)))
-        self._parts.append(bytes(value))
+        self._parts.append(value if isinstance(value, memoryview) else bytes(value))
         return self
 
     def text(self, value: str) -> Writer:
@@ -53,7 +57,7 @@ class Reader:
     """Sequential decoder matching `Writer`; every read checks bounds."""
 
     def __init__(self, data: bytes, tag: bytes) -> None:
-        self._data = memoryview(data)
+        self._data = memoryview(data).toreadonly()
         self._offset = 0
         self._tag = tag
         found = self.blob()
@@ -78,8 +82,12 @@ class Reader:
         return int(_U64.unpack(self._take(_U64.size))[0])
 
     def blob(self) -> bytes:
+        return bytes(self.blob_view())
+
+    def blob_view(self) -> memoryview:
+        """The next byte string as a read-only view into the message (no copy; for large vectors)."""
         (size,) = _U32.unpack(self._take(_U32.size))
-        return bytes(self._take(size))
+        return self._take(size)
 
     def text(self) -> str:
         try:
