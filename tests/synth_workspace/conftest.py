@@ -43,3 +43,21 @@ def set_budgets(homes: list[Path], study: str, epsilon: float, delta: float = 1e
 def budget(home: Path, study: str) -> BudgetStatus:
     with open_hub(home) as hub:
         return PrivacyLedger(hub.store.engine).budget(study, hub.config.name)
+
+
+def real_split(homes: list[Path], variables: list[str], study: str, folder: Path) -> tuple[Path, Path]:
+    """The hospitals' real rows as train/holdout CSVs (70/30, shuffled): what the data owner
+    evaluates against, on its own machine."""
+    import pandas as pd
+
+    from flute.synth.federated import open_hub_homes
+    from flute.synth.io import write_table
+    from flute.synth.schema import study_schema
+
+    with open_hub_homes(homes, variables, study) as hubs:
+        frame = pd.concat([hub.frame for hub in hubs], ignore_index=True).sample(frac=1.0, random_state=0)
+        schema = study_schema(variables, [hub.name for hub in hubs])
+    cut = len(frame) * 7 // 10
+    write_table(frame.iloc[:cut], schema, folder / "train.csv")
+    write_table(frame.iloc[cut:], schema, folder / "holdout.csv")
+    return folder / "train.csv", folder / "holdout.csv"

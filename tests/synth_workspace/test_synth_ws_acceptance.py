@@ -11,15 +11,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from flute.synth.federated import open_hub_homes
-from flute.synth.io import read_table, write_table
-from flute.synth.schema import study_schema
+from flute.synth.io import read_table
 from flute.synth.workspace.store import Reference, SynthWorkspace
 
-from .conftest import ALL_VARIABLES, budget, set_budgets
+from .conftest import ALL_VARIABLES, budget, real_split, set_budgets
 
 STUDY = "synth-acceptance"
 ROWS = 1000
@@ -31,25 +28,12 @@ def flute(*args: str) -> str:
     return done.stdout
 
 
-def real_split(homes: list[Path], tmp_path: Path) -> tuple[Path, Path]:
-    """The hospitals' real rows as train/holdout CSVs (70/30): what the data owner evaluates
-    against, on its own machine."""
-    variables = ALL_VARIABLES.split(",")
-    with open_hub_homes(homes, variables, STUDY) as hubs:
-        frame = pd.concat([hub.frame for hub in hubs], ignore_index=True).sample(frac=1.0, random_state=0)
-        schema = study_schema(variables, [hub.name for hub in hubs])
-    cut = len(frame) * 7 // 10
-    write_table(frame.iloc[:cut], schema, tmp_path / "train.csv")
-    write_table(frame.iloc[cut:], schema, tmp_path / "holdout.csv")
-    return tmp_path / "train.csv", tmp_path / "holdout.csv"
-
-
 @pytest.mark.slow
 def test_federated_dp_run_gives_versioned_csv_and_report(hub_homes: list[Path], workspace_home: Path, tmp_path: Path) -> None:
     set_budgets(hub_homes, STUDY, 2.5)
     ws = ["--workspace", str(workspace_home), "--user", "alice"]
     hubs = [arg for home in hub_homes for arg in ("--hub", str(home))]
-    train, holdout = real_split(hub_homes, tmp_path)
+    train, holdout = real_split(hub_homes, ALL_VARIABLES.split(","), STUDY, tmp_path)
 
     for run in (1, 2):
         out = flute("synth", "train", *hubs, "--epsilon", "1", "--delta", "1e-6", "--study", STUDY, "--variables", ALL_VARIABLES, "--name", "pilot", *ws)
@@ -88,5 +72,5 @@ def test_federated_dp_run_gives_versioned_csv_and_report(hub_homes: list[Path], 
     assert (alice.trainings, alice.rows_generated, alice.evaluations) == (2, 2 * ROWS, 1) and alice.cpu_seconds > 0
 
     listed = json.loads(flute("synth", "list", "--json", "--workspace", str(workspace_home)))
-    assert [(d["name"], d["version"], d["evaluated"]) for d in listed["datasets"]] == [("pilot-data", 1, True), ("pilot-data", 2, False)]
+    assert [(d["name"], d["version"], d["report"] is not None) for d in listed["datasets"]] == [("pilot-data", 1, True), ("pilot-data", 2, False)]
     assert [j["state"] for j in listed["jobs"]] == ["succeeded", "succeeded"] and {"marginal", "slow-test"} <= {g["name"] for g in listed["generators"]}

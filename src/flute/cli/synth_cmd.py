@@ -179,10 +179,10 @@ def list_all(workspace: WorkspaceOption = None, as_json: Annotated[bool, typer.O
     if as_json:
         typer.echo(json.dumps({
             "generators": [{"name": n, "description": d} for n, d in plugins],
-            "saved_generators": [{"name": g.name, "version": g.version, "generator": g.generator, "study": g.study, "epsilon": g.epsilon, "delta": g.delta, "hubs": list(g.hubs)} for g in saved],
-            "datasets": [{"name": d.name, "version": d.version, "generator": d.generator, "rows": d.rows, "epsilon": d.epsilon, "csv": str(d.csv), "evaluated": d.evaluation is not None, "report": None if d.report is None else str(d.report)} for d in datasets],
-            "jobs": [{"id": j.id, "user": j.user, "generator": j.generator, "state": j.state.value, "progress": j.progress, "message": j.message, "error": j.error, "saved_generator": j.saved_generator} for j in jobs],
-            "usage": [{"user": u.user, "trainings": u.trainings, "rows_generated": u.rows_generated, "evaluations": u.evaluations, "cpu_seconds": u.cpu_seconds} for u in usage],
+            "saved_generators": [g.to_json() for g in saved],
+            "datasets": [d.to_json() | {"csv": str(d.csv), "report": None if d.report is None else str(d.report)} for d in datasets],
+            "jobs": [j.to_json() for j in jobs],
+            "usage": [u.to_json() for u in usage],
         }, indent=2))
         return
     typer.echo("generators: " + "; ".join(f"{n} ({d})" for n, d in plugins))

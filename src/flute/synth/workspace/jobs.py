@@ -106,6 +106,17 @@ class JobInfo:
             row.cancel_requested, as_utc(row.created_at), None if row.finished_at is None else as_utc(row.finished_at), row.error, saved,
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """What a client may see (the hub homes of the request stay on the server)."""
+        request = self.request
+        return {
+            "id": self.id, "user": self.user, "generator": self.generator, "state": self.state.value, "progress": self.progress,
+            "message": self.message, "cancel_requested": self.cancel_requested, "created_at": self.created_at.isoformat(),
+            "finished_at": None if self.finished_at is None else self.finished_at.isoformat(), "error": self.error,
+            "saved_generator": self.saved_generator, "study": request.study, "name": request.name, "variables": list(request.variables),
+            "epsilon": request.epsilon, "delta": request.delta, "hyperparameters": dict(request.hyperparameters),
+        }
+
 
 class Jobs:
     """Training jobs of one workspace."""

@@ -19,7 +19,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -110,6 +110,14 @@ class SavedGenerator:
             json.loads(row.hyperparameters_json), json.loads(row.provenance_json), home / row.directory, row.created_by, as_utc(row.created_at),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """What a client may see (no server paths)."""
+        return {
+            "name": self.name, "version": self.version, "generator": self.generator, "study": self.study, "hubs": list(self.hubs),
+            "epsilon": self.epsilon, "delta": self.delta, "hyperparameters": self.hyperparameters, "created_by": self.created_by,
+            "created_at": self.created_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True)
 class DatasetVersion:
@@ -145,6 +153,15 @@ class DatasetVersion:
             None if row.report_path is None else home / row.report_path, row.report_sha256, row.created_by, as_utc(row.created_at),
         )
 
+    def to_json(self) -> dict[str, Any]:
+        """What a client may see (file names, not server paths)."""
+        return {
+            "name": self.name, "version": self.version, "generator": self.generator, "hyperparameters": self.hyperparameters,
+            "epsilon": self.epsilon, "delta": self.delta, "study": self.study, "hubs": list(self.hubs), "conditions": self.conditions,
+            "rows": self.rows, "seed": self.seed, "csv_sha256": self.csv_sha256, "schema_sha256": self.schema_sha256,
+            "evaluation": self.evaluation, "report_sha256": self.report_sha256, "created_by": self.created_by, "created_at": self.created_at.isoformat(),
+        }
+
 
 @dataclass(frozen=True)
 class Usage:
@@ -155,6 +172,9 @@ class Usage:
     rows_generated: int
     evaluations: int
     cpu_seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class SynthWorkspace:
