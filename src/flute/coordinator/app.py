@@ -27,11 +27,14 @@ def create_app(
     home: Path, *, policy: SecurityPolicy | None = None, extra_routers: Iterable[RouterFactory] = (), hub_homes: Sequence[Path] = (),
 ) -> FastAPI:
     """The coordinator API for the coordinator home `home` (`flute admin init --coordinator-home`).
-    `hub_homes`: the hubs it runs studies and statistics on in embedded mode (single-machine
-    setting, `flute.coordinator.runs`)."""
+    `hub_homes`: the hubs it runs studies, statistics and synthetic-data training on in embedded
+    mode (single-machine setting, `flute.coordinator.runs`); its synthetic-data workspace is
+    `home/synth`."""
     from flute.coordinator.runs import EmbeddedHubs
     from flute.coordinator.runs_api import runs_router_factory
+    from flute.coordinator.synth_api import WORKSPACE_DIR, synth_router_factory
 
     context = open_context(home, open_coordinator_engine(home), organisation=None, policy=policy)
-    runs = runs_router_factory(EmbeddedHubs.from_homes(hub_homes))
-    return build_app(TITLE, context, [*router_factories(), runs, *extra_routers])
+    embedded = EmbeddedHubs.from_homes(hub_homes)
+    runs, synth = runs_router_factory(embedded), synth_router_factory(embedded, home / WORKSPACE_DIR)
+    return build_app(TITLE, context, [*router_factories(), runs, synth, *extra_routers])
