@@ -10,6 +10,7 @@
     client.statistics("cspca-lr", ["psa", "pirads"], kind="mean", pet="dp", epsilon=0.5)   # like `flute stats run`
     study = client.submit_study(StudySpec.load("study.toml"))           # like `flute study run`
     study.wait(); study.result(); study.save_report("report.html")
+    job = client.synth.train("cspca-synth", ["psa", "pirads"], epsilon=1.0)   # synthetic data (flute.sdk_synth)
 
 Results render as HTML tables in Jupyter (`_repr_html_`) and as rich tables in terminals
 (`__rich__`). Every call goes to the coordinator's REST API (`flute.coordinator.catalogue_api`,
@@ -34,6 +35,7 @@ from flute.privacy.dp_stats import VariableEstimate
 
 if TYPE_CHECKING:
     from flute.engine.spec import StudySpec
+    from flute.sdk_synth import SynthClient
 
 DEFAULT_TIMEOUT_S: Final[float] = 30.0
 
@@ -357,6 +359,13 @@ class Client:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    @property
+    def synth(self) -> SynthClient:
+        """Synthetic data: train generators, sample datasets, drafts, jobs, usage (`flute.sdk_synth`)."""
+        from flute.sdk_synth import SynthClient
+
+        return SynthClient(self)
 
     def me(self) -> dict[str, Any]:
         """Who the token authenticates: user id, organisation, roles."""
