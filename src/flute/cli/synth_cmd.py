@@ -75,7 +75,9 @@ def train(
         _fail("pass exactly one of --epsilon E (differential privacy) or --non-dp (exact counts)")
     names = tuple(v.strip() for v in variables.split(",") if v.strip())
     overrides = _settings(settings) | _marginal_options(tree, selection_share)
-    if out is not None and _file_mode(workspace):
+    if out is not None:
+        if not _file_mode(workspace):
+            _fail("--out writes a model file without a workspace; with a workspace (--workspace or $FLUTE_SYNTH_WORKSPACE) the generator is saved there as --name")
         _train_to_file(hub, names, study, generator_name, epsilon, delta, overrides, out)
         return
     who = resolve_user(user)
