@@ -3,8 +3,12 @@
 The store, not the import stream, is the source: a patient's resources may arrive in several
 files (Bulk Data writes one per resource type) or several imports, so each stale patient's row
 is rebuilt from all of their current, non-withdrawn resources. Stale patients are marked in the
-same transaction that stores their resources; this works through them in chunks, one
-transaction each, so memory stays flat and an interrupted import's work is finished by the next.
+same transaction that stores their resources; this works through them in chunks, so memory
+stays flat and an interrupted import's work is finished by the next. A chunk reads its patients'
+resources, extracts their rows, then writes the rows and clears the marks in one transaction
+that starts with a write (on SQLite it takes the write lock before reading anything, so two
+processes deriving disjoint pseudonym ranges - `flute.hub.pipeline` - wait for each other
+instead of failing on a stale read snapshot); a patient withdrawn meanwhile gets no row.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from functools import cache
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Delete, Engine, Select, Update, select, update
+from sqlalchemy import ColumnElement, Connection, Delete, Engine, Select, Update, and_, select, true, update
 
 from flute.fhir.extract import InclusionRule, extract_patient
 from flute.hub.bulk import bulk_insert, in_values
@@ -28,11 +32,29 @@ CHUNK_PATIENTS = 500
 STUDY_ROW_COLUMNS = ("pseudonym", *VARIABLE_COLUMNS.values(), "isup", "cspca", "included", "derived_from_batch", "updated_at")
 
 @dataclass(frozen=True)
+class PseudonymRange:
+    """The patients whose pseudonym is >= low and < high (None: unbounded)."""
+
+    low: str | None = None
+    high: str | None = None
+
+    def condition(self, column: ColumnElement[str]) -> ColumnElement[bool]:
+        bounds = [column >= self.low] if self.low is not None else []
+        if self.high is not None:
+            bounds.append(column < self.high)
+        return and_(true(), *bounds)
+
+
+EVERY_PATIENT = PseudonymRange()
+
+
+@dataclass(frozen=True)
 class _DeriveStatements:
     """The statements of one derivation chunk, built once per dialect (`bulk.in_values`)."""
 
     current_bodies: Select[Any]
     delete_rows: Delete
+    withdrawn: Select[Any]
     mark_derived: Update
 
     @staticmethod
@@ -46,37 +68,40 @@ class _DeriveStatements:
                 .order_by(stored.resource_type, stored.resource_id)
             ),
             delete_rows=StudyRowRecord.__table__.delete().where(in_values(study_row.pseudonym, "pseudonyms", dialect_name)),
+            withdrawn=select(patient.pseudonym).where(in_values(patient.pseudonym, "pseudonyms", dialect_name), patient.withdrawn_at.is_not(None)),
             mark_derived=update(PatientRecord.__table__).where(in_values(patient.pseudonym, "pseudonyms", dialect_name)).values(needs_derivation=False),
         )
 
 
-def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule) -> tuple[int, Counter[str]]:
-    """Rebuild the rows of every stale, non-withdrawn patient. Returns how many rows were
-    derived and the extraction findings by rule (e.g. an ignored entered-in-error result)."""
+def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule, shard: PseudonymRange = EVERY_PATIENT) -> tuple[int, Counter[str]]:
+    """Rebuild the rows of every stale, non-withdrawn patient in `shard`. Returns how many
+    rows were derived and the extraction findings by rule (e.g. an ignored entered-in-error
+    result)."""
     patient = PatientRecord.__table__.c
+    stale = (
+        select(patient.pseudonym)
+        .where(patient.needs_derivation.is_(True), patient.withdrawn_at.is_(None), shard.condition(patient.pseudonym))
+        .order_by(patient.pseudonym)
+        .limit(CHUNK_PATIENTS)
+    )
+    statements = _DeriveStatements.for_dialect(engine.dialect.name)
     findings: Counter[str] = Counter()
     derived_total = 0
     while True:
-        with engine.begin() as connection:
-            pseudonyms = connection.execute(
-                select(patient.pseudonym)
-                .where(patient.needs_derivation.is_(True), patient.withdrawn_at.is_(None))
-                .order_by(patient.pseudonym)
-                .limit(CHUNK_PATIENTS)
-            ).scalars().all()
+        with engine.connect() as connection:
+            pseudonyms = connection.execute(stale).scalars().all()
             if not pseudonyms:
                 return derived_total, findings
-            statements = _DeriveStatements.for_dialect(connection.dialect.name)
-            now = datetime.now(UTC)
-            rows = [
-                _study_row(pseudonym, resources, rule, batch_id, now, findings)
-                for pseudonym, resources in _current_resources(connection, statements, pseudonyms).items()
-            ]
-            derived = [row for row in rows if row is not None]
-            connection.execute(statements.delete_rows, {"pseudonyms": pseudonyms})
+            resources = _current_resources(connection, statements, pseudonyms)
+        now = datetime.now(UTC)
+        rows = [_study_row(pseudonym, patient_resources, rule, batch_id, now, findings) for pseudonym, patient_resources in resources.items()]
+        with engine.begin() as connection:
+            connection.execute(statements.delete_rows, {"pseudonyms": pseudonyms})  # the write first (see the module doc)
+            withdrawn = set(connection.execute(statements.withdrawn, {"pseudonyms": pseudonyms}).scalars())
+            derived = [row for row in rows if row is not None and row[0] not in withdrawn]
             bulk_insert(connection, StudyRowRecord.__table__, STUDY_ROW_COLUMNS, derived)
             connection.execute(statements.mark_derived, {"pseudonyms": pseudonyms})
-            derived_total += len(derived)
+        derived_total += len(derived)
 
 
 def _current_resources(connection: Connection, statements: _DeriveStatements, pseudonyms: Sequence[str]) -> dict[str, list[dict[str, Any]]]:

@@ -1,6 +1,8 @@
-"""The hub's ingest pipeline (F-PIL-5, F-HUF-19, NF-PIL-2/3/4): read units -> validate ->
-check subjects -> store resources (with history) -> re-derive the study rows of the patients
-touched -> quarantine what was rejected, with its reasons.
+"""The hub's ingest pipeline (F-PIL-5, F-HUF-19, NF-PIL-2/3/4): read units -> prepare them
+(validate, canonical body and hash: `flute.hub.prepare`) -> check subjects -> store resources
+(with history) -> re-derive the study rows of the patients touched -> quarantine what was
+rejected, with its reasons. Preparing needs no store, so large imports run it in a helper
+process (`flute.hub.pipeline`); the decisions and writes below are the same either way.
 
 Guarantees:
 - Nothing is silently lost: every entry read ends as stored, unchanged or quarantined, and the
@@ -22,10 +24,9 @@ Guarantees:
 from __future__ import annotations
 
 import gc
-import hashlib
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from functools import cache
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,13 +37,14 @@ import orjson
 from sqlalchemy import Connection, Select, Update, bindparam, select, update
 
 from flute.fhir.extract import InclusionRule
-from flute.fhir.issues import Issue, Severity
-from flute.fhir.references import subject_id
-from flute.fhir.source import ImportUnit, SourceEntry
-from flute.fhir.validate import check_references, validate_resource
+from flute.fhir.issues import Issue
+from flute.fhir.source import ImportUnit
+from flute.fhir.validate import check_references
 from flute.governance.audit import record
 from flute.hub.bulk import bulk_insert, in_values
 from flute.hub.derive import derive_stale_rows
+from flute.hub.pipeline import DeriveTask, PreparingProcess, chunks_of, prepared_chunks
+from flute.hub.prepare import PreparedEntry, PreparedUnit, rejection
 from flute.hub.models import (
     BatchStatus,
     ImportBatch,
@@ -58,9 +60,6 @@ DEFAULT_CHUNK_ENTRIES = 2000
 #: Allocations between young-generation garbage collections during an import (see _fewer_collections).
 IMPORT_GC_THRESHOLD = 50_000
 
-RULE_UNREADABLE = "import.unreadable"
-RULE_DELETE = "import.delete-unsupported"
-RULE_ID_REQUIRED = "import.id-required"
 RULE_WITHDRAWN = "patient.withdrawn"
 RULE_ROLLED_BACK = "transaction.rolled-back"
 
@@ -113,34 +112,27 @@ class _Version:
     row_id: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Accepted:
-    """An entry that passed every check, ready to be stored."""
+    """An entry that passed every check, ready to be stored (its body and content hash are set)."""
 
-    entry: SourceEntry
+    entry: PreparedEntry
     resource_type: str
     resource_id: str
     pseudonym: str | None
-    body: bytes
-    content_hash: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Rejected:
-    entry: SourceEntry
+    entry: PreparedEntry
     issues: tuple[Issue, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Deferred:
     """Entries whose Patient was not (yet) known: retried once the whole batch was read."""
 
-    unit: ImportUnit
-
-
-def canonical_json(resource: dict[str, Any]) -> bytes:
-    """The stored form of a resource: sorted keys, compact, so equal content hashes equally."""
-    return orjson.dumps(resource, option=orjson.OPT_SORT_KEYS)
+    unit: PreparedUnit
 
 
 def is_newer(incoming: _Version, current: _Version) -> bool:
@@ -159,28 +151,6 @@ def is_newer(incoming: _Version, current: _Version) -> bool:
 def _instant(value: str) -> datetime:
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _version_meta(resource: dict[str, Any]) -> tuple[str | None, str | None]:
-    """meta.versionId and meta.lastUpdated, each None unless a string."""
-    meta = resource.get("meta")
-    if not isinstance(meta, dict):
-        return None, None
-    version_id, last_updated = meta.get("versionId"), meta.get("lastUpdated")
-    return (version_id if isinstance(version_id, str) else None, last_updated if isinstance(last_updated, str) else None)
-
-
-def _issue(rule: str, code: str, message: str, entry: SourceEntry, resource: dict[str, Any] | None = None) -> Issue:
-    resource = resource or {}
-    return Issue(
-        severity=Severity.ERROR,
-        rule=rule,
-        message=message,
-        resource_type=resource.get("resourceType") if isinstance(resource.get("resourceType"), str) else None,
-        resource_id=resource.get("id") if isinstance(resource.get("id"), str) else None,
-        location=entry.location,
-        code=code,
-    )
 
 
 @dataclass(frozen=True)
@@ -208,42 +178,17 @@ class _ChunkStatements:
         )
 
 
-@dataclass(slots=True)
-class _Item:
-    """An entry with what every step needs from it, computed once: its type, id, the id of the
-    Patient it is about (its own id for a Patient) and, for a Patient, its pseudonym."""
-
-    entry: SourceEntry
-    resource_type: str | None
-    resource_id: str | None
-    subject: str | None
-    pseudonym: str | None = None
-
-    @classmethod
-    def of(cls, entry: SourceEntry) -> _Item:
-        resource = entry.resource
-        if resource is None:
-            return cls(entry, None, None, None)
-        resource_type, resource_id = resource.get("resourceType"), resource.get("id")
-        return cls(
-            entry,
-            resource_type if isinstance(resource_type, str) else None,
-            resource_id if isinstance(resource_id, str) and resource_id else None,
-            subject_id(resource),
-        )
-
-
 class _Chunk:
     """Decides the fate of the entries of a chunk of units against a snapshot of the store,
     then writes every decision in one transaction."""
 
-    def __init__(self, connection: Connection, units: Sequence[ImportUnit], pseudonymizer: Pseudonymizer, allow_defer: bool) -> None:
+    def __init__(self, connection: Connection, units: Sequence[PreparedUnit], allow_defer: bool) -> None:
         self._connection = connection
-        self._units = [(unit, [_Item.of(entry) for entry in unit.entries]) for unit in units]
-        self._pseudonymizer = pseudonymizer
+        self._units = units
         self._allow_defer = allow_defer
         self._versions: dict[tuple[str, str], list[_Version]] = {}
         self._patient_pseudonyms: dict[str, str] = {}
+        self._stored_patient_pseudonyms: dict[str, str] = {}
         self._known_pseudonyms: set[str] = set()
         self._withdrawn: set[str] = set()
         self._load_snapshot()
@@ -253,54 +198,61 @@ class _Chunk:
         pseudonyms of the Patients it refers to, and which of those patients exist or withdrew."""
         statements = _ChunkStatements.for_dialect(self._connection.dialect.name)
         ids_by_type: dict[str, set[str]] = {}
-        for _, items in self._units:
-            for item in items:
-                if item.resource_type and item.resource_id:
-                    ids_by_type.setdefault(item.resource_type, set()).add(item.resource_id)
-                if item.subject:
-                    ids_by_type.setdefault("Patient", set()).add(item.subject)
+        for unit in self._units:
+            for entry in unit.entries:
+                resource_id = entry.id_field
+                if entry.type_field and resource_id:
+                    ids_by_type.setdefault(entry.type_field, set()).add(resource_id)
+                if entry.subject:
+                    ids_by_type.setdefault("Patient", set()).add(entry.subject)
         for resource_type, ids in ids_by_type.items():  # per type: served by the (type, id) index
             for row in self._connection.execute(statements.stored_versions, {"resource_type": resource_type, "ids": ids}):
                 version = _Version(row.content_hash, row.version_id, row.last_updated, row.patient_pseudonym, row.is_current, row.row_id)
                 self._versions.setdefault((resource_type, row.resource_id), []).append(version)
                 if resource_type == "Patient" and row.is_current and row.patient_pseudonym:
                     self._patient_pseudonyms[row.resource_id] = row.patient_pseudonym
+        # A stored Patient keeps its pseudonym even if its identifiers change.
+        self._stored_patient_pseudonyms = dict(self._patient_pseudonyms)
         candidates = set(self._patient_pseudonyms.values())
-        for _, items in self._units:
-            for item in items:
-                if item.resource_type == "Patient" and item.resource_id and item.entry.resource is not None:
-                    # A stored Patient keeps its pseudonym even if its identifiers change.
-                    item.pseudonym = self._patient_pseudonyms.get(item.resource_id) or self._pseudonymizer.for_patient(item.entry.resource)
-                    candidates.add(item.pseudonym)
+        for unit in self._units:
+            for entry in unit.entries:
+                if entry.identity_pseudonym is not None:
+                    candidates.add(self._patient_pseudonym(entry))
         if candidates:
             for row in self._connection.execute(statements.patient_states, {"pseudonyms": candidates}):
                 self._known_pseudonyms.add(row.pseudonym)
                 if row.withdrawn_at is not None:
                     self._withdrawn.add(row.pseudonym)
 
+    def _patient_pseudonym(self, entry: PreparedEntry) -> str | None:
+        """A Patient entry's pseudonym: that of the stored Patient with its id, else from its identifiers."""
+        return self._stored_patient_pseudonyms.get(entry.id_field or "") or entry.identity_pseudonym
+
     def judge(self) -> Iterator[_Accepted | _Rejected | _Deferred]:
-        for unit, items in self._units:
-            if not unit.atomic and len(items) == 1:  # the NDJSON / batch-entry fast path
-                verdict = self._judge_entry(items[0], {})
+        for unit in self._units:
+            entries = unit.entries
+            if not unit.atomic and len(entries) == 1:  # the NDJSON / batch-entry fast path
+                verdict = self._judge_entry(entries[0], {})
                 if verdict is None:
                     yield _Deferred(unit)
                 else:
                     self._remember_patient(verdict)
                     yield verdict
             else:
-                yield from self._judge_unit(unit, items)
+                yield from self._judge_unit(unit)
 
     def _remember_patient(self, verdict: _Accepted | _Rejected) -> None:
         if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
             self._patient_pseudonyms[verdict.resource_id] = verdict.pseudonym
 
-    def _judge_unit(self, unit: ImportUnit, items: list[_Item]) -> Iterator[_Accepted | _Rejected | _Deferred]:
+    def _judge_unit(self, unit: PreparedUnit) -> Iterator[_Accepted | _Rejected | _Deferred]:
+        entries = unit.entries
         # Patients first, so the unit's other entries can refer to them.
-        order = sorted(range(len(items)), key=lambda i: items[i].resource_type != "Patient")
+        order = sorted(range(len(entries)), key=lambda i: entries[i].type_field != "Patient")
         unit_patients: dict[str, str] = {}
         verdicts: dict[int, _Accepted | _Rejected | None] = {}
         for index in order:
-            verdict = self._judge_entry(items[index], unit_patients)
+            verdict = self._judge_entry(entries[index], unit_patients)
             if isinstance(verdict, _Accepted) and verdict.resource_type == "Patient" and verdict.pseudonym:
                 unit_patients[verdict.resource_id] = verdict.pseudonym
             verdicts[index] = verdict
@@ -309,12 +261,12 @@ class _Chunk:
             return
         for index, verdict in sorted(verdicts.items()):
             if verdict is None:
-                yield _Deferred(ImportUnit(unit.source, False, (unit.entries[index],)))
+                yield _Deferred(PreparedUnit(unit.source, False, (entries[index],)))
             else:
                 self._remember_patient(verdict)
                 yield verdict
 
-    def _atomic_outcome(self, unit: ImportUnit, verdicts: dict[int, _Accepted | _Rejected | None]) -> Iterator[_Accepted | _Rejected | _Deferred]:
+    def _atomic_outcome(self, unit: PreparedUnit, verdicts: dict[int, _Accepted | _Rejected | None]) -> Iterator[_Accepted | _Rejected | _Deferred]:
         failed = [(i, v) for i, v in sorted(verdicts.items()) if isinstance(v, _Rejected)]
         if not failed and any(v is None for v in verdicts.values()):
             yield _Deferred(unit)
@@ -332,64 +284,50 @@ class _Chunk:
             if isinstance(verdict, _Rejected):
                 yield verdict
                 continue
-            rollback = _issue(
+            rollback = rejection(
                 RULE_ROLLED_BACK,
                 "processing",
                 f"rolled back: entry {first_index + 1} failed ({cause.rule}: {cause.message}); "
                 "a transaction Bundle is stored all-or-nothing - fix that entry and re-import the Bundle",
-                entry,
-                entry.resource,
+                entry.location, entry.type_field, entry.id_field,
             )
             yield _Rejected(entry, (rollback,))
 
-    def _judge_entry(self, item: _Item, unit_patients: dict[str, str]) -> _Accepted | _Rejected | None:
+    def _judge_entry(self, entry: PreparedEntry, unit_patients: dict[str, str]) -> _Accepted | _Rejected | None:
         """The verdict on one entry; None when its subject is not known yet (may be deferred)."""
-        entry, resource = item.entry, item.entry.resource
-        if resource is None:
-            issue = entry.error or _issue(RULE_UNREADABLE, "structure", "entry holds no resource", entry)
-            if entry.method and entry.method.upper() == "DELETE" and entry.error is None:
-                issue = _issue(
-                    RULE_DELETE,
-                    "not-supported",
-                    f"DELETE {entry.url or ''} is not applied by import; to remove a patient's data use `flute hub withdraw PSEUDONYM`",
-                    entry,
-                )
-            return _Rejected(entry, (issue,))
-        blocking = tuple(i for i in validate_resource(resource, entry.location) if i.severity.blocks_import)
-        if blocking:
-            return _Rejected(entry, blocking)
-        if item.resource_type is None or item.resource_id is None:
-            return _Rejected(entry, (_issue(RULE_ID_REQUIRED, "required", "the hub stores resources by type and id; give this resource an id", entry, resource),))
-        if item.resource_type == "Patient":
-            pseudonym: str | None = item.pseudonym
-        elif item.subject is None:
+        if entry.issues:
+            return _Rejected(entry, entry.issues)
+        resource_type, resource_id = entry.type_field, entry.id_field
+        assert resource_type is not None and resource_id, "prepare_entry rejects entries without type and id"
+        if resource_type == "Patient":
+            pseudonym: str | None = self._patient_pseudonym(entry)
+        elif entry.subject is None:
             pseudonym = ""  # not about a patient
         else:
-            pseudonym = unit_patients.get(item.subject) or self._patient_pseudonyms.get(item.subject)
+            pseudonym = unit_patients.get(entry.subject) or self._patient_pseudonyms.get(entry.subject)
         if pseudonym is None:
             if self._allow_defer:
                 return None
             # Unknown in this batch and in the store: the validator's cross-resource rule words it.
-            return _Rejected(entry, tuple(check_references([resource], lambda _type, _id: False)))
+            return _Rejected(entry, tuple(check_references([entry.resource()], lambda _type, _id: False)))
         if pseudonym in self._withdrawn:
-            return _Rejected(entry, (_issue(
+            return _Rejected(entry, (rejection(
                 RULE_WITHDRAWN,
                 "forbidden",
                 f"patient {pseudonym} has withdrawn from the study (NF-PIL-11); their data is refused",
-                entry,
-                resource,
+                entry.location, resource_type, resource_id,
             ),))
-        body = canonical_json(resource)
-        return _Accepted(entry, item.resource_type, item.resource_id, pseudonym or None, body, hashlib.sha256(body).hexdigest())
+        return _Accepted(entry, resource_type, resource_id, pseudonym or None)
 
     def place(self, accepted: _Accepted) -> tuple[EntryOutcome, _Version | None, set[str]]:
         """Where an accepted entry goes: unchanged, or a new version (current or history).
         Returns the outcome, the new version, and the pseudonyms whose rows must be re-derived."""
+        entry = accepted.entry
+        assert entry.content_hash is not None
         versions = self._versions.setdefault((accepted.resource_type, accepted.resource_id), [])
-        if any(v.content_hash == accepted.content_hash for v in versions):
+        if any(v.content_hash == entry.content_hash for v in versions):
             return EntryOutcome.UNCHANGED, None, set()
-        version_id, last_updated = _version_meta(accepted.entry.resource or {})
-        incoming = _Version(accepted.content_hash, version_id, last_updated, accepted.pseudonym, True)
+        incoming = _Version(entry.content_hash, entry.version_id, entry.last_updated, accepted.pseudonym, True)
         current = next((v for v in versions if v.is_current), None)
         touched = {accepted.pseudonym} if accepted.pseudonym else set()
         if current is not None:
@@ -434,16 +372,29 @@ class Ingestor:
         self._rule = rule or InclusionRule()
         self._chunk_entries = chunk_entries
 
-    def run(self, units: Iterable[ImportUnit], source: str) -> BatchReport:
+    def run(self, units: Iterable[ImportUnit], source: str, *, two_processes: bool = False) -> BatchReport:
+        """Import `units` as one batch. `two_processes`: prepare the input in a forked helper
+        process and share the derivation with it (`flute.hub.pipeline`; same results, faster
+        on large input when a second core is free)."""
         report = BatchReport(batch_id=self._start_batch(source), source=source)
         try:
-            with _fewer_collections():
-                deferred: list[ImportUnit] = []
-                for chunk in _chunks(units, self._chunk_entries):
+            with _fewer_collections(), ExitStack() as stack:
+                helper: PreparingProcess | None = None
+                if two_processes:
+                    task = DeriveTask(self._store.engine.url.render_as_string(hide_password=False), report.batch_id, self._rule)
+                    helper = stack.enter_context(PreparingProcess(units, self._pseudonymizer, self._chunk_entries, task))
+                    chunks = helper.chunks()
+                else:
+                    chunks = prepared_chunks(units, self._pseudonymizer, self._chunk_entries)
+                deferred: list[PreparedUnit] = []
+                for chunk in chunks:
                     deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
-                for chunk in _chunks(deferred, self._chunk_entries):
+                for chunk in chunks_of(deferred, self._chunk_entries):
                     self._write_chunk(chunk, report, allow_defer=False)
-                derived, findings = derive_stale_rows(self._store.engine, report.batch_id, self._rule)
+                if helper is not None:
+                    derived, findings = helper.derive(self._store.engine)
+                else:
+                    derived, findings = derive_stale_rows(self._store.engine, report.batch_id, self._rule)
             report.patients_derived += derived
             report.derivation_issues_by_rule.update(findings)
         except BaseException as exc:
@@ -480,12 +431,12 @@ class Ingestor:
                 "unchanged": report.unchanged, "quarantined": report.quarantined, "note": note,
             })
 
-    def _write_chunk(self, units: Sequence[ImportUnit], report: BatchReport, *, allow_defer: bool) -> list[ImportUnit]:
+    def _write_chunk(self, units: Sequence[PreparedUnit], report: BatchReport, *, allow_defer: bool) -> list[PreparedUnit]:
         now = datetime.now(UTC)
         batch_id = report.batch_id
         with self._store.engine.begin() as connection:
-            chunk = _Chunk(connection, units, self._pseudonymizer, allow_defer)
-            deferred: list[ImportUnit] = []
+            chunk = _Chunk(connection, units, allow_defer)
+            deferred: list[PreparedUnit] = []
             new_patients: list[dict[str, Any]] = []
             stale: set[str] = set()
             new_versions: list[tuple[_Accepted, _Version]] = []
@@ -530,14 +481,13 @@ class Ingestor:
 
 
 def _quarantine_row(rejected: _Rejected, batch_id: int, now: datetime) -> dict[str, Any]:
-    resource = rejected.entry.resource or {}
-    resource_type, resource_id = resource.get("resourceType"), resource.get("id")
+    entry = rejected.entry
     return {
         "batch_id": batch_id,
-        "location": rejected.entry.location,
-        "raw": rejected.entry.raw,
-        "resource_type": resource_type if isinstance(resource_type, str) else None,
-        "resource_id": resource_id[:64] if isinstance(resource_id, str) else None,
+        "location": entry.location,
+        "raw": entry.raw,
+        "resource_type": entry.type_field,
+        "resource_id": entry.id_field[:64] if entry.id_field is not None else None,
         "reasons": orjson.dumps([issue.to_json() for issue in rejected.issues]).decode("utf-8"),
         "quarantined_at": now,
     }
@@ -569,7 +519,7 @@ def _write(
             StoredResource.__table__,
             ("resource_type", "resource_id", "version_id", "last_updated", "content_hash", "body", "patient_pseudonym", "batch_id", "is_current", "withdrawn"),
             [
-                (a.resource_type, a.resource_id, v.version_id, v.last_updated, a.content_hash, a.body.decode("utf-8"), a.pseudonym, batch_id, v.is_current, False)
+                (a.resource_type, a.resource_id, v.version_id, v.last_updated, v.content_hash, a.entry.body, a.pseudonym, batch_id, v.is_current, False)
                 for a, v in new_versions
             ],
         )
@@ -577,7 +527,7 @@ def _write(
             connection,
             ProvenanceRecord.__table__,
             ("resource_type", "resource_id", "content_hash", "batch_id", "source", "recorded_at"),
-            [(a.resource_type, a.resource_id, a.content_hash, batch_id, a.entry.location, now) for a, _ in new_versions],
+            [(a.resource_type, a.resource_id, v.content_hash, batch_id, a.entry.location, now) for a, v in new_versions],
         )
     if quarantine:
         connection.execute(QuarantineRecord.__table__.insert(), quarantine)
@@ -600,17 +550,3 @@ def _fewer_collections() -> Iterator[None]:
         yield
     finally:
         gc.set_threshold(*previous)
-
-
-def _chunks(units: Iterable[ImportUnit], max_entries: int) -> Iterator[list[ImportUnit]]:
-    """Groups units into chunks of about `max_entries` entries (a unit is never split)."""
-    chunk: list[ImportUnit] = []
-    size = 0
-    for unit in units:
-        chunk.append(unit)
-        size += max(1, len(unit.entries))
-        if size >= max_entries:
-            yield chunk
-            chunk, size = [], 0
-    if chunk:
-        yield chunk

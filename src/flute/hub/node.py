@@ -38,23 +38,30 @@ class Hub:
         self.store.close()
 
     def import_units(
-        self, units: Iterable[ImportUnit], source: str, *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+        self, units: Iterable[ImportUnit], source: str, *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+        two_processes: bool = False,
     ) -> BatchReport:
         with import_lock(self.home):
-            return Ingestor(self.store, self.pseudonymizer, rule=rule, chunk_entries=chunk_entries).run(units, source)
+            return Ingestor(self.store, self.pseudonymizer, rule=rule, chunk_entries=chunk_entries).run(units, source, two_processes=two_processes)
 
     def import_paths(
-        self, paths: Sequence[Path], *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES
+        self, paths: Sequence[Path], *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES,
+        two_processes: bool | None = None,
     ) -> BatchReport:
         """Import FHIR files and directories of them (Bundles, NDJSON) read by
-        `flute.fhir.readers` (F-PIL-5)."""
+        `flute.fhir.readers` (F-PIL-5). `two_processes`: read and validate in a helper process
+        (`flute.hub.pipeline`); by default when the input is large and a second core is free."""
         from flute.fhir.readers import iter_units
+        from flute.hub.pipeline import worth_two_processes
 
         missing = [str(p) for p in paths if not p.exists()]
         if missing:
             raise FileNotFoundError(f"cannot import: {', '.join(missing)} not found")
         files = patient_files_first(paths)
-        return self.import_units(iter_units(files), ", ".join(str(p) for p in paths), rule=rule, chunk_entries=chunk_entries)
+        return self.import_units(
+            iter_units(files), ", ".join(str(p) for p in paths), rule=rule, chunk_entries=chunk_entries,
+            two_processes=worth_two_processes(files) if two_processes is None else two_processes,
+        )
 
     def import_table(
         self, path: Path, mapping: TableMapping, *, rule: InclusionRule | None = None, chunk_entries: int = DEFAULT_CHUNK_ENTRIES

@@ -1,0 +1,232 @@
+"""Ingest on two cores (F-PIL-5, NF-PIL-3): a forked helper process reads and prepares the input
+(`flute.hub.prepare`: parsing, IG validation, canonical body, content hash) while the importing
+process decides against the store and writes; afterwards both re-derive study rows, sharing the
+stale patients.
+
+Why this split: one SQLite database has one writer, and the writes (with the decisions that
+need the store) are about half of an import's CPU; preparing is most of the other half and
+needs no database. Deriving study rows reads and parses each patient's stored resources, so it
+is shared: the pseudonym space is cut into DERIVE_RANGES ranges, and each process claims the
+next unclaimed one (a counter in shared memory) until none is left, each chunk in its own
+transaction.
+
+Streaming and backpressure: prepared chunks go through a pipe one at a time, as plain tuples
+(pickling named tuples costs several times more), so the helper is at most one chunk ahead and
+memory stays flat. Failure: an error in the helper is raised in the
+importer with the helper's traceback; if the importer dies (even by SIGKILL), the helper's
+next send or receive fails, or the kernel kills it (Linux parent-death signal), so it never
+outlives the import it serves.
+
+Every store-level guarantee of `flute.hub.ingest` is unchanged: the helper never writes input
+data, and each of its derivation chunks is one transaction like the importer's.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import traceback
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import suppress
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from types import TracebackType
+from typing import Protocol, TypeVar
+
+from sqlalchemy import Engine
+
+from flute.fhir.extract import InclusionRule
+from flute.fhir.source import ImportUnit
+from flute.hub.derive import PseudonymRange, derive_stale_rows
+from flute.hub.prepare import PreparedEntry, PreparedUnit, prepare_units
+from flute.hub.pseudonym import Pseudonymizer
+
+#: Pseudonyms are hex HMACs: ranges by their first digit share the stale patients about evenly.
+DERIVE_RANGES: tuple[PseudonymRange, ...] = tuple(
+    PseudonymRange(low=None if digit == 0 else f"{digit:x}", high=None if digit == 15 else f"{digit + 1:x}") for digit in range(16)
+)
+#: Below this much input a second process costs more (fork, pipe) than it saves.
+TWO_PROCESSES_MIN_BYTES = 1 << 20
+_PR_SET_PDEATHSIG = 1
+
+
+class _HasEntries(Protocol):
+    @property
+    def entries(self) -> Sequence[object]: ...
+
+
+UnitT = TypeVar("UnitT", bound=_HasEntries)
+
+
+def chunks_of(units: Iterable[UnitT], max_entries: int) -> Iterator[list[UnitT]]:
+    """Groups units into chunks of about `max_entries` entries (a unit is never split)."""
+    chunk: list[UnitT] = []
+    size = 0
+    for unit in units:
+        chunk.append(unit)
+        size += max(1, len(unit.entries))
+        if size >= max_entries:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def prepared_chunks(units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer, max_entries: int) -> Iterator[list[PreparedUnit]]:
+    """Prepared units in chunks, in this process."""
+    return chunks_of(prepare_units(units, pseudonymizer), max_entries)
+
+
+def worth_two_processes(files: Sequence[Path]) -> bool:
+    """Whether to import `files` with a helper process: large input, a second core, fork available."""
+    if "fork" not in multiprocessing.get_all_start_methods() or len(os.sched_getaffinity(0)) < 2:
+        return False
+    return sum(file.stat().st_size for file in files if file.is_file()) >= TWO_PROCESSES_MIN_BYTES
+
+
+class HelperFailed(RuntimeError):
+    """The preparing helper process failed or ended unexpectedly; the message carries its traceback."""
+
+
+@dataclass(frozen=True)
+class DeriveTask:
+    """What the helper needs to derive its share of the stale study rows."""
+
+    database_url: str
+    batch_id: int
+    rule: InclusionRule
+
+
+class PreparingProcess:
+    """A forked helper that prepares `units` in chunks, then derives study rows alongside the
+    importer. Use as a context manager: `chunks()`, then `derive()`."""
+
+    def __init__(self, units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer, max_entries: int, task: DeriveTask) -> None:
+        context = multiprocessing.get_context("fork")
+        self._connection, helper_end = context.Pipe(duplex=True)
+        self._helper_end = helper_end
+        self._claims = _RangeClaims(context.Value("i", 0))
+        self._process = context.Process(
+            target=_serve,
+            args=(helper_end, self._connection, os.getpid(), units, pseudonymizer, max_entries, task, self._claims),
+            name="flute-ingest-prepare",
+            daemon=True,
+        )
+        self._task = task
+
+    def __enter__(self) -> PreparingProcess:
+        self._process.start()
+        self._helper_end.close()
+        return self
+
+    def __exit__(self, error: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None) -> None:
+        self._connection.close()  # a helper still sending or waiting sees the pipe closed and ends
+        if error is not None:
+            self._process.kill()  # the import failed: its helper's work is moot (a killed chunk rolls back)
+        self._process.join(timeout=30)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
+
+    def chunks(self) -> Iterator[list[PreparedUnit]]:
+        while True:
+            message = self._receive()
+            if message[0] == "end":
+                return
+            yield _from_wire(message[1])
+
+    def derive(self, engine: Engine) -> tuple[int, Counter[str]]:
+        """Derive the stale rows together with the helper; the totals of both."""
+        self._connection.send(("derive",))
+        derived, findings = self._claims.derive(engine, self._task)
+        message = self._receive()
+        if message[0] != "derived":
+            raise HelperFailed(f"the ingest helper answered {message[0]!r} instead of its derivation result")
+        findings.update(message[2])
+        return derived + message[1], findings
+
+    def _receive(self) -> tuple:  # type: ignore[type-arg]
+        try:
+            message: tuple = self._connection.recv()  # type: ignore[type-arg]
+        except EOFError as exc:
+            raise HelperFailed(f"the ingest helper process ended unexpectedly (exit code {self._process.exitcode})") from exc
+        if message[0] == "failed":
+            raise HelperFailed(f"the ingest helper process failed:\n{message[1]}")
+        return message
+
+
+def _serve(
+    connection: Connection, importer_end: Connection, importer: int, units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer,
+    max_entries: int, task: DeriveTask, claims: _RangeClaims,
+) -> None:
+    """The helper's whole life (in the forked child)."""
+    importer_end.close()
+    _die_with_parent()
+    if os.getppid() != importer:
+        return  # the importer died before the signal was armed
+    try:
+        for chunk in prepared_chunks(units, pseudonymizer, max_entries):
+            connection.send(("chunk", _to_wire(chunk)))
+        connection.send(("end",))
+        if connection.recv() != ("derive",):
+            return
+        from flute.hub.store import create_store_engine
+
+        engine = create_store_engine(task.database_url)
+        try:
+            derived, findings = claims.derive(engine, task)
+        finally:
+            engine.dispose()
+        connection.send(("derived", derived, findings))
+    except (BrokenPipeError, ConnectionResetError, EOFError):
+        return  # the importer is gone or gave up: nothing to report to
+    except BaseException:
+        with suppress(BrokenPipeError, ConnectionResetError):
+            connection.send(("failed", traceback.format_exc()))
+
+
+@dataclass(frozen=True)
+class _RangeClaims:
+    """The next unclaimed index into DERIVE_RANGES, shared by the importer and its helper."""
+
+    next_index: Synchronized[int]
+
+    def derive(self, engine: Engine, task: DeriveTask) -> tuple[int, Counter[str]]:
+        """Claim ranges and derive their stale rows until every range is claimed."""
+        derived, findings = 0, Counter[str]()
+        while (shard := self._claim()) is not None:
+            count, found = derive_stale_rows(engine, task.batch_id, task.rule, shard)
+            derived += count
+            findings.update(found)
+        return derived, findings
+
+    def _claim(self) -> PseudonymRange | None:
+        with self.next_index.get_lock():
+            index = self.next_index.value
+            self.next_index.value = index + 1
+        return DERIVE_RANGES[index] if index < len(DERIVE_RANGES) else None
+
+
+_WireUnit = tuple[str, bool, tuple[tuple[object, ...], ...]]
+
+
+def _to_wire(chunk: list[PreparedUnit]) -> list[_WireUnit]:
+    return [(unit.source, unit.atomic, tuple(map(tuple, unit.entries))) for unit in chunk]
+
+
+def _from_wire(chunk: list[_WireUnit]) -> list[PreparedUnit]:
+    new = tuple.__new__  # PreparedEntry's fields, in order, without its Python-level constructor
+    return [PreparedUnit(source, atomic, tuple(new(PreparedEntry, entry) for entry in entries)) for source, atomic, entries in chunk]
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this helper when the importer dies, even by SIGKILL (elsewhere the
+    broken pipe ends it at its next send or receive)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
