@@ -92,3 +92,27 @@ def test_cancelling_a_queued_job_and_a_job_that_cannot_run_twice(hub_homes: list
         failing = jobs.submit("dave", request(hub_homes, "synth-queue", "bad", None, steps="many"))
         info = jobs.run(failing.id)
         assert info.state is JobState.FAILED and "TypeError" in (info.error or "") and workspace.saved_generators() == []
+
+
+@pytest.mark.slow
+def test_background_job_from_the_cli_listed_cancelled_and_awaited(hub_homes: list[Path], workspace_home: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flute.cli.main import app
+
+    runner = CliRunner()
+    ws = ["--workspace", str(workspace_home)]
+    hubs = [arg for home in hub_homes for arg in ("--hub", str(home))]
+    started = runner.invoke(app, ["synth", "train", *hubs, "--generator", SLOW, "--non-dp", "--variables", "psa", "--set", "steps=600", "--set", "step_seconds=0.1", "--background", *ws])
+    assert started.exit_code == 0, started.output
+    job_id = started.output.split()[1]
+    with SynthWorkspace.open(workspace_home) as workspace:
+        until(lambda: Jobs(workspace).job(job_id).progress > 0, "the background job to report progress")
+    listed = runner.invoke(app, ["synth", "list", *ws]).output
+    assert f"{job_id}  " in listed and "running" in listed and "step " in listed
+    cancelled = runner.invoke(app, ["synth", "cancel", job_id, *ws])
+    assert cancelled.exit_code == 0 and "cancellation requested" in cancelled.output
+    waited = runner.invoke(app, ["synth", "wait", job_id, "--timeout", "60", *ws])
+    assert waited.exit_code == 1 and f"job {job_id} cancelled" in waited.output
+    unknown = runner.invoke(app, ["synth", "cancel", "0123", *ws])
+    assert unknown.exit_code == 2 and "no job '0123'" in unknown.output
