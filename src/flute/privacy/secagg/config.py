@@ -58,7 +58,7 @@ class SecAggConfig:
         if self.vector_length < 1:
             raise ConfigError(f"vector_length must be >= 1, got {self.vector_length}")
         self.encoding.check_capacity(len(hubs))
-        smallest = min(len(self.graph.share_holders(hub)) for hub in hubs)
+        smallest = 1 + min(len(neighbours) for neighbours in self.graph.adjacency.values())  # holders = neighbours + itself
         if not (smallest // 2 < self.threshold <= smallest and self.threshold >= 2):
             raise ConfigError(
                 f"threshold {self.threshold} invalid: each hub's secrets are shared among {smallest} hubs, "

@@ -35,8 +35,9 @@ class NeighbourGraph:
         ring = sorted(hubs, key=lambda hub: hashlib.sha256(seed + hub.to_bytes(8, "big")).digest())
         half = degree // 2
         size = len(ring)
+        around = ring[-half:] + ring + ring[:half]  # ring[(position + offset) % size] = around[position + half + offset]
         adjacency = {
-            hub: frozenset(ring[(position + offset) % size] for offset in range(-half, half + 1) if offset)
+            hub: frozenset(around[position : position + half] + around[position + half + 1 : position + degree + 1])
             for position, hub in enumerate(ring)
         }
         return cls(adjacency)
