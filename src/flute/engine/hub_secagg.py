@@ -38,15 +38,13 @@ def start_round(spec: StudySpec, context: Context, announcement: RoundAnnounceme
     """Stage 1: keep `vector` and the new session in the hub's state; answer the advertisement."""
     config = announcement.config
     _check_parameters(spec, announcement, vector)
-    enrolled = _enrolled(context, announcement)
+    enrolled = _enrolled(context, announcement.members)
     session = ClientSession(config, announcement.hub_id(hub), hub_identity(context.node_config), enrolled)
     advertisement = session.advertise_keys()
     context.state[SECAGG_STATE] = ConfigRecord(
         {
             "round-id": config.round_id,
-            "announcement": announcement.config.to_bytes(),
             "members": list(announcement.members),
-            "run": announcement.run_nonce,
             "session": session.save_state(),
             "input": np.ascontiguousarray(vector).tobytes(),
             "dtype": vector.dtype.str,
@@ -62,10 +60,8 @@ def continue_round(context: Context, kind: PetMessageKind, message: SecAggMessag
     saved = context.state.config_records[SECAGG_STATE]
     if saved["round-id"] != message.round_id:
         raise HubRefusal(f"{kind.value}: message is for round {message.round_id!r}, this hub is in round {saved['round-id']!r}")
-    from flute.privacy.secagg import SecAggConfig
-
-    announcement = RoundAnnouncement(SecAggConfig.from_bytes(bytes(saved["announcement"])), tuple(saved["members"]), str(saved["run"]))  # type: ignore[arg-type]
-    session = ClientSession.restore(bytes(saved["session"]), hub_identity(context.node_config), _enrolled(context, announcement))  # type: ignore[arg-type]
+    members = tuple(str(member) for member in saved["members"])  # type: ignore[union-attr]
+    session = ClientSession.restore(bytes(saved["session"]), hub_identity(context.node_config), _enrolled(context, members))  # type: ignore[arg-type]
     if kind is PetMessageKind.SECAGG_SHARE:
         reply = session.share_keys(KeyDirectory.from_bytes(message.payload)).to_bytes()
     elif kind is PetMessageKind.SECAGG_MASK:
@@ -110,9 +106,9 @@ def _check_parameters(spec: StudySpec, announcement: RoundAnnouncement, vector: 
         )
 
 
-def _enrolled(context: Context, announcement: RoundAnnouncement) -> dict[int, object]:
+def _enrolled(context: Context, members: tuple[str, ...]) -> dict[int, object]:
     enrolment = parse_enrolment(context.node_config.get(ENROLMENT_KEY), where="hub node config")
-    missing = [name for name in announcement.members if name not in enrolment]
+    missing = [name for name in members if name not in enrolment]
     if missing:
         raise HubRefusal(f"hubs {missing} are not in this hub's enrolment list; it will not aggregate with unknown parties")
-    return {index: enrolment[name] for index, name in enumerate(announcement.members)}
+    return {index: enrolment[name] for index, name in enumerate(members)}
