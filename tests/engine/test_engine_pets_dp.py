@@ -183,3 +183,51 @@ def test_curvature_scaled_steps_reach_the_logistic_fit_in_few_rounds() -> None:
     curvature = fit(ClippedGradientAggregator(1.0, curvature_scaled=True), 3)
     fixed = fit(ClippedGradientAggregator(1.0), 3)
     assert np.max(np.abs(curvature - exact)) < 0.1 < np.max(np.abs(fixed - exact))
+
+
+# -- the MLP by DP-SGD ------------------------------------------------------------------------
+
+
+def dp_mlp_spec(**model: object) -> StudySpec:
+    return make_spec(
+        model={"name": "mlp", "hidden_units": 3, "l2": 0.01, "dp_sgd": {"max_grad_norm": 1.0, "sampling_rate": 0.25}, **model},
+        strategy={"name": "fedavg"},
+        training={"rounds": 2, "local_epochs": 1, "learning_rate": 0.5},
+        pets={"mode": "secagg_dp", "dp": {"target_epsilon": 1.0, "delta": 1e-5, "feature_bounds": BOUNDS}},
+    )
+
+
+@pytest.mark.slow
+def test_dp_sgd_mlp_study_charges_every_hub_the_composed_cost(tmp_path: Path) -> None:
+    """Census and preprocessing (full-batch Gaussian) compose with every hub's DP-SGD steps of
+    every round; each hub's ledger is charged that PLD epsilon (URS-6/7/8, F-HUF-7)."""
+    from flute.privacy.dp.accounting import full_batch_and_sgd_epsilon
+    from flute.privacy.dp.study_budget import SgdSchedule
+
+    spec = dp_mlp_spec()
+    plan = study_plan(spec)  # calibration takes seconds; warm the hubs' cache so no census times out on a loaded machine
+    urls = ledgers(tmp_path, spec, {})
+    result = run(spec, urls)
+    assert plan.releases.count == 2 + 1 + 9 and plan.sgd == SgdSchedule(4, 0.25)  # 1 epoch = 4 steps at q = 1/4
+    assert plan.sgd_noise_multiplier is not None
+    recomputed = full_batch_and_sgd_epsilon(plan.noise_multiplier, 10, plan.sgd_noise_multiplier, 0.25, 2 * 4, 1e-5)
+    assert recomputed == pytest.approx(plan.cost.epsilon) and plan.cost.epsilon <= 1.0 <= plan.cost.details["epsilon_rdp"]  # type: ignore[operator]
+    assert result.final_model.rounds == 2
+    for name in HUB_NAMES:
+        assert ledger_of(urls[name]).budget(spec.study_id, name).epsilon_spent == pytest.approx(plan.cost.epsilon, abs=1e-12)
+
+
+def test_a_dp_mlp_study_needs_dp_sgd_and_dp_sgd_needs_a_dp_study() -> None:
+    with pytest.raises(ValueError, match="set model.dp_sgd"):
+        dp_mlp_spec(dp_sgd=None)
+    with pytest.raises(ValueError, match="model.dp_sgd is set but the study has no pets.dp"):
+        make_spec(model={"name": "mlp", "dp_sgd": {}}, strategy={"name": "fedavg"})
+
+
+def test_full_batch_sgd_steps_compose_like_gaussian_releases() -> None:
+    """Sampling rate 1 makes a DP-SGD step a plain Gaussian release: the composed accountant must
+    then agree with the exact Gaussian composition."""
+    from flute.privacy.dp.accounting import full_batch_and_sgd_epsilon, gaussian_mechanism_epsilon
+
+    composed = full_batch_and_sgd_epsilon(8.0, 3, 8.0, 1.0, 5, 1e-5)
+    assert composed == pytest.approx(gaussian_mechanism_epsilon(1.0, 8.0, 8, 1e-5), rel=1e-2)

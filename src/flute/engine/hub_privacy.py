@@ -29,10 +29,12 @@ import numpy as np
 
 from flute.engine.flower import ConfigRecord, RecordDict
 from flute.engine.sources import HUB_HOME_KEY
+from flute.engine.model_specs import MlpSpec
 from flute.engine.spec import DpOptions, StudySpec
+from flute.learn.mlp import DpSgd, dp_sgd_steps_per_epoch
 from flute.learn.preprocess import ColumnSums, log_transform
 from flute.privacy.dp.mechanisms import NoisePlan, NoiseSource, gaussian_noise_share, release_clipped_vector_sum
-from flute.privacy.dp.study_budget import StudyPrivacyPlan, StudyReleases, plan_study
+from flute.privacy.dp.study_budget import SgdSchedule, StudyPrivacyPlan, StudyReleases, plan_dp_sgd_study, plan_study
 
 MEMORY_LEDGER_KEY: Final = "memory-ledger"
 """node_config, embedded in-memory hubs only: database URL of the hub's privacy ledger."""
@@ -71,14 +73,33 @@ def study_releases(spec: StudySpec) -> StudyReleases:
 
 
 def study_plan(spec: StudySpec) -> StudyPrivacyPlan:
-    """Computed by each hub from its own spec; cached because calibration takes seconds."""
+    """Computed by each hub from its own spec; cached because calibration takes seconds. An MLP
+    trains by DP-SGD: each training release is one hub's local run of local_epochs DP-SGD epochs."""
     dp = _dp(spec)
-    return _cached_plan(dp.target_epsilon, dp.delta, study_releases(spec))
+    if isinstance(spec.model, MlpSpec) and spec.model.dp_sgd is not None:
+        rate = spec.model.dp_sgd.sampling_rate
+        schedule = SgdSchedule(spec.training.local_epochs * dp_sgd_steps_per_epoch(rate), rate)
+        return _cached_plan(dp.target_epsilon, dp.delta, study_releases(spec), schedule)
+    return _cached_plan(dp.target_epsilon, dp.delta, study_releases(spec), None)
 
 
 @lru_cache(maxsize=16)
-def _cached_plan(target_epsilon: float, delta: float, releases: StudyReleases) -> StudyPrivacyPlan:
+def _cached_plan(target_epsilon: float, delta: float, releases: StudyReleases, sgd: SgdSchedule | None) -> StudyPrivacyPlan:
+    if sgd is not None:
+        return plan_dp_sgd_study(target_epsilon, delta, releases, sgd)
     return plan_study(target_epsilon, delta, releases)
+
+
+def mlp_dp_sgd(spec: StudySpec) -> DpSgd:
+    """The DP-SGD settings of this study's MLP with the plan's noise multiplier. Each hub adds
+    the full noise to its own local steps (local DP-SGD, whatever pets.dp.noise says): the hubs'
+    steps are not summed step by step, so no share of the noise can be left to the others; secure
+    aggregation then hides which hub sent which model on top of that guarantee."""
+    if not isinstance(spec.model, MlpSpec) or spec.model.dp_sgd is None:
+        raise PrivacyRefusal(f"study {spec.study_id} does not train an MLP by DP-SGD (model.dp_sgd)")
+    plan = study_plan(spec)
+    assert plan.sgd_noise_multiplier is not None  # an MLP plan always has one (study_plan)
+    return DpSgd(plan.sgd_noise_multiplier, spec.model.dp_sgd.max_grad_norm, spec.model.dp_sgd.sampling_rate)
 
 
 def noise_plan(dp: DpOptions, contributors: int) -> NoisePlan:

@@ -87,14 +87,25 @@ class LinearSvmSpec(_Strict):
         return LinearSvmParams(self.loss, self.l2)
 
 
+class MlpDpSgdSpec(_Strict):
+    """DP-SGD of the hubs' local MLP steps under pets.mode 'secagg_dp' (`flute.learn.mlp.DpSgd`):
+    per-row gradients clipped to `max_grad_norm`, Poisson sampling at `sampling_rate`; the noise
+    multiplier comes from the study's privacy plan, not from here."""
+
+    max_grad_norm: float = Field(default=1.0, gt=0.0, le=1e3)
+    sampling_rate: float = Field(default=0.1, gt=0.0, le=1.0)
+
+
 class MlpSpec(_Strict):
-    """Federated one-hidden-layer network by FedAvg/FedProx/FedAdam local steps (F-HUF-7)."""
+    """Federated one-hidden-layer network by FedAvg/FedProx/FedAdam local steps (F-HUF-7);
+    `dp_sgd` (required under pets.mode 'secagg_dp') makes every hub's local step DP-SGD."""
 
     name: Literal["mlp"]
     hidden_units: int = Field(default=8, ge=1, le=256)
     l2: float = Field(default=1e-3, ge=0.0, le=1e3)
     activation: Literal["tanh", "relu"] = "tanh"
     class_weight: ClassWeight = "none"
+    dp_sgd: MlpDpSgdSpec | None = None
 
     def params(self) -> MlpParams:
         return MlpParams(self.hidden_units, self.l2, self.activation)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from flute.cohort.table import StudyTable
-from flute.engine import hub_privacy, hub_steps
+from flute.engine import hub_privacy, hub_steps, tree_steps
 from flute.engine.additive import ColumnSumsLayout, NewtonLayout, ScoresLayout, WeightedFitLayout
 from flute.engine.flower import Context
 from flute.engine.hub_steps import HubRefusal
@@ -19,6 +19,7 @@ from flute.engine.pet_records import CensusIns, CensusRes, RoundAnnouncement
 from flute.engine.records import EvalIns, StatsIns, TrainIns
 from flute.engine.spec import StudySpec
 from flute.learn.clipped_gradient import row_sensitivity
+from flute.learn.logistic import LocalFit
 from flute.learn.preprocess import column_sums, log_transform
 
 
@@ -74,6 +75,15 @@ def gradient_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcem
         sensitivity = row_sensitivity(hub_steps.objective_of(spec, ins), spec.strategy.clip_norm)  # type: ignore[union-attr]
         return hub_privacy.noisy_sum(spec, rows, sensitivity, len(announcement.members))
     return rows.sum(axis=0)
+
+
+def dp_mlp_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcement: RoundAnnouncement, context: Context) -> np.ndarray:
+    """One DP-SGD training release (charged against this run's plan first) in the weighted-fit
+    layout with weight 1 and loss 0: the hub's row total and exact loss are not DP, so neither is
+    sent - the coordinator averages the hubs' DP models with equal weights and logs no loss."""
+    _dp_release(spec, context, announcement)
+    fit = tree_steps.mlp_fit(spec, table, ins, dp=hub_privacy.mlp_dp_sgd(spec)).fit
+    return WeightedFitLayout(ins.weights.shape[0]).encode(LocalFit(fit.weights, 1.0, 0.0))
 
 
 def scores_vector(spec: StudySpec, table: StudyTable, ins: EvalIns) -> np.ndarray:

@@ -306,6 +306,12 @@ class StudySpec(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _dp_sgd_needs_a_dp_study(self) -> StudySpec:
+        if isinstance(self.model, MlpSpec) and self.model.dp_sgd is not None and self.pets.dp is None:
+            raise ValueError("model.dp_sgd is set but the study has no pets.dp: set pets.mode 'secagg_dp' with pets.dp, or remove model.dp_sgd")
+        return self
+
+    @model_validator(mode="after")
     def _comparators_fit_the_study(self) -> StudySpec:
         """Comparators are scored on the CV folds' held-out rows from the cohort's variables; their
         training is not part of a DP study's privacy plan, so DP studies cannot have them."""
@@ -352,7 +358,10 @@ class StudySpec(_Strict):
         dp = self.pets.dp
         if dp is None:
             return self
-        if not isinstance(self.strategy, ClippedGradientSpec):
+        if isinstance(self.model, MlpSpec):
+            if self.model.dp_sgd is None:
+                raise ValueError("pets.mode 'secagg_dp' trains an MLP by DP-SGD at each hub; set model.dp_sgd (max_grad_norm, sampling_rate)")
+        elif not isinstance(self.strategy, ClippedGradientSpec):
             raise ValueError(
                 f"pets.mode 'secagg_dp' trains with per-record clipped gradients; set strategy.name = 'clipped_gradient' "
                 f"(got {self.strategy.name!r}, whose per-hub updates have no record-level sensitivity bound)"

@@ -47,6 +47,10 @@ def svm(spec: StudySpec, table: StudyTable, content: RecordDict, context: Contex
 
 def mlp(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
     ins = TrainIns.from_record(content)
+    announcement = RoundAnnouncement.from_record(content)
+    if spec.pets.dp is not None and announcement is not None:
+        vector = pet_steps.dp_mlp_vector(spec, table, ins, announcement, context)
+        return start_round(spec, context, announcement, vector, hub_name(context.node_config))
     result = tree_steps.mlp_fit(spec, table, ins)
     return _answer(spec, content, context, "a local model", result.to_record(), WeightedFitLayout(ins.weights.shape[0]).encode(result.fit))
 

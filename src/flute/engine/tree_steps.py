@@ -24,7 +24,7 @@ from flute.engine.tree_records import BinsIns, BinsRes, HistIns, HistRes, PlattI
 from flute.evaluate.summary import summarise_scores
 from flute.learn.binning import FineGrid, QuantileBins, fine_histograms
 from flute.learn.logistic import LogisticObjective
-from flute.learn.mlp import local_mlp_descent, n_parameters
+from flute.learn.mlp import DpSgd, dp_mlp_descent, local_mlp_descent, n_parameters
 from flute.learn.models import ModelFormatError, decode
 from flute.learn.preprocess import Standardiser
 from flute.learn.svm import local_svm_descent, platt_sums
@@ -104,7 +104,8 @@ def _check_class_weights(spec: StudySpec, class_weights: tuple[float, float]) ->
         raise HubRefusal(f"the spec has class_weight 'none' but the request carries class weights {class_weights}")
 
 
-def mlp_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
+def mlp_fit(spec: StudySpec, table: StudyTable, ins: TrainIns, dp: DpSgd | None = None) -> FitRes:
+    """The hub's local MLP steps; with `dp`, DP-SGD with noise from a fresh cryptographic source."""
     if not isinstance(spec.model, MlpSpec):
         raise HubRefusal(f"an MLP step was requested, but the study's model is {spec.model.name!r}")
     _check_class_weights(spec, ins.class_weights)
@@ -112,17 +113,14 @@ def mlp_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
     if ins.weights.shape != (expected,):
         raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's MLP has {expected} parameters")
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)
-    fit = local_mlp_descent(
-        ins.weights,
-        data.features,
-        data.labels,
-        ins.class_weights,
-        spec.model.params(),
-        epochs=spec.training.local_epochs,
-        learning_rate=spec.training.learning_rate,
-        proximal_mu=_proximal_mu(spec),
-    )
-    return FitRes(fit)
+    settings = {"epochs": spec.training.local_epochs, "learning_rate": spec.training.learning_rate, "proximal_mu": _proximal_mu(spec)}
+    params = spec.model.params()
+    if dp is None:
+        return FitRes(local_mlp_descent(ins.weights, data.features, data.labels, ins.class_weights, params, **settings))  # type: ignore[arg-type]
+    from flute.privacy.dp.mechanisms import NoiseSource
+
+    noise = NoiseSource.secure()
+    return FitRes(dp_mlp_descent(ins.weights, data.features, data.labels, ins.class_weights, params, dp, noise, **settings))  # type: ignore[arg-type]
 
 
 def _svm_spec(spec: StudySpec) -> LinearSvmSpec:

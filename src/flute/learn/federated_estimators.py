@@ -15,7 +15,7 @@ import numpy as np
 
 from flute.learn.aggregation import Aggregator, AveragingAggregator, LocalStep
 from flute.learn.logistic import LocalFit, LogisticObjective, balanced_class_weights, zero_weights
-from flute.learn.mlp import MlpModel, MlpParams, initial_vector, local_mlp_descent
+from flute.learn.mlp import DpSgd, MlpModel, MlpParams, dp_mlp_descent, initial_vector, local_mlp_descent
 from flute.learn.svm import LinearSvmModel, LinearSvmParams, PlattResults, decision_function, local_svm_descent, platt_sums, train_linear_svm
 from flute.learn.training import run_rounds
 from flute.learn.tree_models import Partitions, TreeEnsemble, TreeModelParams, fit_tree_model
@@ -122,7 +122,10 @@ class FederatedLinearSvm:
 
 class FederatedMlp:
     """One-hidden-layer network by local gradient rounds averaged by `aggregator` (FedAvg by
-    default; `proximal_mu` > 0 makes it FedProx), from a seeded initial vector."""
+    default; `proximal_mu` > 0 makes it FedProx), from a seeded initial vector. With `dp`, each
+    partition trains by DP-SGD (`flute.learn.mlp.dp_mlp_descent`) with noise from a fresh
+    cryptographic `NoiseSource`; `flute.privacy.dp.accounting.calibrate_noise_multiplier` finds
+    the multiplier for a target epsilon over rounds x local_epochs x dp.steps_per_epoch steps."""
 
     def __init__(
         self,
@@ -136,12 +139,14 @@ class FederatedMlp:
         learning_rate: float = 0.5,
         proximal_mu: float = 0.0,
         seed: int = 0,
+        dp: DpSgd | None = None,
     ) -> None:
         self.params = params
         self.class_weight = class_weight
         self.aggregator = aggregator if aggregator is not None else AveragingAggregator()
         if self.aggregator.local_step is not LocalStep.GRADIENT_DESCENT:
             raise ValueError("the MLP trains by local steps; use FedAvg, FedProx or FedAdam aggregation")
+        self.dp = dp
         self.max_rounds = max_rounds
         self.tol = tol
         self.local_epochs = local_epochs
@@ -159,12 +164,7 @@ class FederatedMlp:
         n_inputs = partitions[0][0].shape[1]
 
         def local_fits(_round: int, vector: np.ndarray) -> list[LocalFit]:
-            return [
-                local_mlp_descent(
-                    vector, x, y, class_weights, self.params, epochs=self.local_epochs, learning_rate=self.learning_rate, proximal_mu=self.proximal_mu
-                )
-                for x, y in partitions
-            ]
+            return [self._local_fit(vector, x, y, class_weights) for x, y in partitions]
 
         trace = run_rounds(
             self.aggregator,
@@ -177,6 +177,14 @@ class FederatedMlp:
         self.model_ = MlpModel(trace.weights, n_inputs, self.params.hidden_units, self.params.activation)
         self.n_rounds_ = trace.rounds
         return self
+
+    def _local_fit(self, vector: np.ndarray, inputs: np.ndarray, labels: np.ndarray, class_weights: tuple[float, float]) -> LocalFit:
+        settings = {"epochs": self.local_epochs, "learning_rate": self.learning_rate, "proximal_mu": self.proximal_mu}
+        if self.dp is None:
+            return local_mlp_descent(vector, inputs, labels, class_weights, self.params, **settings)  # type: ignore[arg-type]
+        from flute.privacy.dp.mechanisms import NoiseSource
+
+        return dp_mlp_descent(vector, inputs, labels, class_weights, self.params, self.dp, NoiseSource.secure(), **settings)  # type: ignore[arg-type]
 
     def predict_proba(self, inputs: np.ndarray) -> np.ndarray:
         return _probabilities(self.model_.predict_risk(inputs))

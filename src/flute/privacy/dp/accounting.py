@@ -68,6 +68,36 @@ def gaussian_sgd_cost(
     )
 
 
+def full_batch_and_sgd_epsilon(
+    full_batch_multiplier: float, full_batch_count: int, sgd_multiplier: float, sampling_rate: float, sgd_steps: int, delta: float, *, accountant: str = "pld"
+) -> float:
+    """Epsilon of `full_batch_count` Gaussian releases at one multiplier composed with `sgd_steps`
+    Poisson-subsampled Gaussian steps at another (a DP-SGD study with its census and
+    preprocessing releases); accountant 'pld' (the reference) or 'rdp' (the cross-check)."""
+    import dp_accounting
+    from dp_accounting import pld, rdp
+
+    _check_positive("full_batch_multiplier", full_batch_multiplier)
+    _check_count("full_batch_count", full_batch_count)
+    full_batch = dp_accounting.SelfComposedDpEvent(dp_accounting.GaussianDpEvent(full_batch_multiplier), full_batch_count)
+    event = dp_accounting.ComposedDpEvent([full_batch, _sgd_event(sgd_multiplier, sampling_rate, sgd_steps, delta)])
+    tracker = pld.PLDAccountant() if accountant == "pld" else rdp.RdpAccountant()
+    tracker.compose(event)
+    return float(tracker.get_epsilon(delta))
+
+
+def calibrate_sgd_multiplier_with_full_batch(
+    target_epsilon: float, delta: float, full_batch_multiplier: float, full_batch_count: int, sampling_rate: float, sgd_steps: int
+) -> float:
+    """The smallest DP-SGD noise multiplier (bisection over PLD, conservative) such that the
+    SGD steps composed with the given full-batch releases stay within target_epsilon."""
+    _check_positive("target_epsilon", target_epsilon)
+    return _smallest_multiplier_meeting(
+        lambda multiplier: full_batch_and_sgd_epsilon(full_batch_multiplier, full_batch_count, multiplier, sampling_rate, sgd_steps, delta),
+        target_epsilon,
+    )
+
+
 def calibrate_noise_multiplier(target_epsilon: float, delta: float, sampling_rate: float, steps: int) -> float:
     """The smallest noise multiplier (within CALIBRATION_RELATIVE_TOLERANCE, never below it)
     whose PLD epsilon for this DP-SGD schedule is <= target_epsilon. Bisection over PLD."""

@@ -19,7 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from flute.privacy.dp.accounting import calibrate_noise_multiplier, gaussian_sgd_cost
+from flute.privacy.dp.accounting import (
+    calibrate_noise_multiplier,
+    calibrate_sgd_multiplier_with_full_batch,
+    full_batch_and_sgd_epsilon,
+    gaussian_sgd_cost,
+)
 from flute.privacy.dp.cost import DpCost
 
 #: One release per round touches every record: no subsampling amplification is claimed.
@@ -46,12 +51,25 @@ class StudyReleases:
 
 
 @dataclass(frozen=True)
+class SgdSchedule:
+    """DP-SGD training releases: each of a study's training releases (one hub's local run in a
+    round) is `steps_per_release` Poisson-subsampled steps with inclusion probability
+    `sampling_rate`."""
+
+    steps_per_release: int
+    sampling_rate: float
+
+
+@dataclass(frozen=True)
 class StudyPrivacyPlan:
-    """The noise multiplier every release of the study uses and the study's total cost."""
+    """The noise multiplier of the study's full-batch releases, the DP-SGD multiplier of its
+    training steps when it trains by DP-SGD (`sgd`), and the study's total cost."""
 
     releases: StudyReleases
     noise_multiplier: float
     cost: DpCost
+    sgd: SgdSchedule | None = None
+    sgd_noise_multiplier: float | None = None
 
 
 def plan_study(target_epsilon: float, delta: float, releases: StudyReleases) -> StudyPrivacyPlan:
@@ -69,3 +87,39 @@ def plan_study(target_epsilon: float, delta: float, releases: StudyReleases) -> 
         "target_epsilon": target_epsilon,
     }
     return StudyPrivacyPlan(releases, multiplier, replace(cost, mechanism="gaussian-full-batch-composition", details=details))
+
+
+#: Share of a DP-SGD study's epsilon its full-batch releases (census, preprocessing) are
+#: calibrated to on their own; the SGD steps get what the composition leaves.
+FULL_BATCH_SHARE = 0.3
+
+
+def plan_dp_sgd_study(target_epsilon: float, delta: float, releases: StudyReleases, sgd: SgdSchedule) -> StudyPrivacyPlan:
+    """A study whose training releases are DP-SGD runs: its `per_study` full-batch releases get
+    the multiplier that alone costs FULL_BATCH_SHARE * target_epsilon; the DP-SGD multiplier is
+    then the smallest whose steps (training_tasks x rounds_per_task x steps_per_release, all
+    composing: no parallel composition across CV folds) composed with them meet the target
+    (PLD; RDP cross-check)."""
+    if releases.preprocessing_per_task:
+        raise ValueError("a DP-SGD study plan counts preprocessing in per_study (one study-level release)")
+    full_batch = calibrate_noise_multiplier(FULL_BATCH_SHARE * target_epsilon, delta, FULL_BATCH, releases.per_study)
+    steps = releases.training_tasks * releases.rounds_per_task * sgd.steps_per_release
+    multiplier = calibrate_sgd_multiplier_with_full_batch(target_epsilon, delta, full_batch, releases.per_study, sgd.sampling_rate, steps)
+    epsilon = full_batch_and_sgd_epsilon(full_batch, releases.per_study, multiplier, sgd.sampling_rate, steps, delta)
+    epsilon_rdp = full_batch_and_sgd_epsilon(full_batch, releases.per_study, multiplier, sgd.sampling_rate, steps, delta, accountant="rdp")
+    if epsilon_rdp < epsilon:
+        raise ArithmeticError(f"RDP cross-check failed: RDP epsilon {epsilon_rdp} < PLD epsilon {epsilon}")
+    details = {
+        "accountant": "pld",
+        "epsilon_rdp": epsilon_rdp,
+        "full_batch_noise_multiplier": full_batch,
+        "full_batch_releases": releases.per_study,
+        "sgd_noise_multiplier": multiplier,
+        "sampling_rate": sgd.sampling_rate,
+        "sgd_steps": steps,
+        "training_tasks": releases.training_tasks,
+        "rounds_per_task": releases.rounds_per_task,
+        "target_epsilon": target_epsilon,
+    }
+    cost = DpCost(epsilon, delta, "record", "gaussian-full-batch-and-poisson-subsampled-sgd", details)
+    return StudyPrivacyPlan(releases, full_batch, cost, sgd, multiplier)
