@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.optimize import brentq
 
-from flute.cohort.simulate import simulate_sites
+from flute.cohort.sim_tables import simulated_site_tables
 from flute.cohort.table import StudyTable
 from flute.cohort.variables import PIRADS, VARIABLE_NAMES
 from flute.demo import DEMO_SPEC
@@ -46,12 +46,7 @@ HISTOGRAM_TOLERANCE = 0.002
 
 def site_tables(scale: float, seed: int = 0) -> dict[str, StudyTable]:
     """The simulated pilot hospitals' included, labelled rows, as each hub's store holds them."""
-    tables = {}
-    for site in simulate_sites(seed, scale):
-        rows = [row for row in (patient.expected_row() for patient in site.patients) if row.included and row.cspca is not None]
-        features = np.array([[np.nan if row.variables[name] is None else float(row.variables[name]) for name in VARIABLE_NAMES] for row in rows])
-        tables[site.spec.slug] = StudyTable(VARIABLE_NAMES, features, np.array([row.cspca for row in rows], dtype=np.int64))
-    return tables
+    return simulated_site_tables(seed, scale)
 
 
 def demo_spec(**evaluation: Any) -> StudySpec:
@@ -243,18 +238,20 @@ def test_reference_reads_exactly_the_variables_the_spec_requires() -> None:
 
 
 @pytest.mark.slow
-def test_on_the_simulated_pilot_cohort_the_model_beats_pirads_but_not_the_bcn_style_reference() -> None:
-    """At demo scale (seed 0). The model beats PI-RADS alone clearly, on AUROC and on net benefit
-    at 15 %. It does NOT beat the BCN-style reference: the simulator draws outcomes from a logistic
-    model with the very odds ratios and log-PSA term of the reference (categorical PI-RADS, linear
-    volume), so the recalibrated reference is close to the data-generating model, while the
-    federated model has linear PI-RADS and log volume and estimates 8 parameters. A meaningful
-    comparison needs effects the reference lacks (site-specific effects, PSA density, other
-    predictors); this test pins the current finding so a simulator change has to revisit it."""
-    report = validation_report(run(site_tables(1.0), demo_spec()), mode="embedded")
+def test_on_the_simulated_pilot_cohort_the_federated_model_beats_both_on_auroc_and_ties_the_reference_on_net_benefit() -> None:
+    """At demo scale (seed 0), federated logistic regression: within 0.001 AUROC of the best zoo
+    model (the MLP, which `benchmarks/simulated_pilot.py` and `flute demo` select) and 25x faster
+    to train. Each site's outcomes follow its own evidence-anchored true model
+    (`flute.cohort.risk_model`: PSA density, site-specific PI-RADS reading and DRE), so the
+    BCN-style reference is a transported published model, not the data-generating one. The model
+    beats PI-RADS alone clearly on AUROC and on net benefit at 15 %, and beats the reference on
+    AUROC; on net benefit at 15 % it is within 0.003 of the reference (a tie: 0.003 is about 8 of
+    2,802 men; the reference is slightly ahead at seed 0). This pins the current finding so a
+    simulator or model change has to revisit it (F-PIL-15)."""
+    report = validation_report(run(site_tables(1.0), demo_spec(leave_one_hub_out=False)), mode="embedded")
     model, pirads, reference = report.pooled.metrics, comparator(report, "pirads_only").metrics, comparator(report, "bcn_reference").metrics
-    assert model.auroc.value - pirads.auroc.value > 0.05
-    assert model.operating_point.counts.net_benefit > pirads.operating_point.counts.net_benefit
-    assert reference.auroc.value >= model.auroc.value
-    assert reference.auroc.value - model.auroc.value < 0.02
-    assert reference.operating_point.counts.net_benefit >= model.operating_point.counts.net_benefit
+    net_benefit = {name: m.operating_point.counts.net_benefit for name, m in (("model", model), ("pirads", pirads), ("reference", reference))}
+    assert model.auroc.value - pirads.auroc.value > 0.08
+    assert net_benefit["model"] > net_benefit["pirads"] + 0.01
+    assert model.auroc.value > reference.auroc.value
+    assert abs(net_benefit["model"] - net_benefit["reference"]) < 0.003

@@ -1,7 +1,7 @@
 """Drawing simulated pilot patients: true clinical values, outcome, and how the hospital recorded them.
 
 A patient has two layers. The truth (age, PSA, ..., ISUP grade group) comes from the site's case
-mix and the published risk model. The presentation is the real-world mess a hub has to cope with:
+mix and the site's true risk model (`flute.cohort.risk_model`). The presentation is the real-world mess a hub has to cope with:
 missing measurements, repeated and entered-in-error PSA results, other units, ages given by birth
 date, unlabelled patients, and a small share of deliberately invalid resources. `expected_row`
 says what a correct extraction must return from the FHIR the simulator writes - the contract the
@@ -204,7 +204,7 @@ def draw_site_patients(site: SiteSpec, n: int, rng: np.random.Generator, mess: M
     age, psa, volume, dre, family_history, repeat_biopsy, pirads = (
         x.age, x.psa, x.volume, x.dre, x.family_history, x.repeat_biopsy, x.pirads
     )
-    lp = linear_predictor(x)
+    lp = linear_predictor(x, site.risk)
     included = (psa >= IG_PSA_INCLUSION_NG_PER_ML) | (dre == 1)
     intercept = solve_intercept(lp[included], site.prevalence)
     cspca = rng.random(n) < sigmoid(intercept + lp)

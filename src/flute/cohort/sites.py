@@ -5,12 +5,20 @@ anchored on the Catalan development cohort (Sci Rep 2025, Table 2: suspicious DR
 family history 7.1 %, repeat biopsy 30.2 %, PI-RADS 1..5 shares 11.6/3.6/25.1/39.8/19.9 %)
 and deliberately shifted per site, with prevalences inside the published 30-45 % range, so the
 federated algorithms face sites that are not identically distributed - as real hospitals are.
+
+Each site also has its own true risk model (`flute.cohort.risk_model`, where the evidence for
+every deviation from the published odds ratios is given): Vall d'Hebron, a centre of the
+development cohort, reads PI-RADS as that cohort did (published adjusted odds ratios, DRE OR
+2.6); IRST reads it like the 70-study meta-analysis; CHU Liège like the PI-CAI centres; DRE is
+less informative at the two external sites. All three share the PSA-density effect.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Final
+
+from flute.cohort.risk_model import PUBLISHED_PIRADS_ODDS, SiteRiskModel, pirads_odds_from_rates
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,8 @@ class ReportingHabits:
 
 @dataclass(frozen=True)
 class SiteSpec:
-    """One pilot hospital: identity, cohort size, csPCa prevalence among included men, case mix."""
+    """One pilot hospital: identity, cohort size, csPCa prevalence among included men, case mix,
+    how its systems record values, and the true risk model its outcomes follow."""
 
     slug: str
     name: str
@@ -59,6 +68,7 @@ class SiteSpec:
     prevalence: float
     case_mix: CaseMix
     habits: ReportingHabits
+    risk: SiteRiskModel
 
 
 SITES: Final[tuple[SiteSpec, ...]] = (
@@ -75,6 +85,11 @@ SITES: Final[tuple[SiteSpec, ...]] = (
             pirads_shares=(0.116, 0.036, 0.251, 0.398, 0.199),
         ),
         habits=ReportingHabits(psa_ug_per_l=0.02, psa_ng_per_dl=0.0, volume_ml=0.10, age_from_birth_date=0.15),
+        risk=SiteRiskModel(
+            source="development-cohort centre: published adjusted PI-RADS and DRE odds ratios (Sci Rep 2025)",
+            pirads_vs_1=PUBLISHED_PIRADS_ODDS,
+            suspicious_dre=2.599,
+        ),
     ),
     SiteSpec(
         slug="irst",
@@ -89,6 +104,11 @@ SITES: Final[tuple[SiteSpec, ...]] = (
             pirads_shares=(0.08, 0.06, 0.34, 0.34, 0.18),
         ),
         habits=ReportingHabits(psa_ug_per_l=0.25, psa_ng_per_dl=0.0, volume_ml=0.30, age_from_birth_date=0.40),
+        risk=SiteRiskModel(
+            source="PI-RADS read like the 2023 meta-analysis (csPCa 6/5/19/54/84 %); DRE OR 1.8 assumed",
+            pirads_vs_1=pirads_odds_from_rates((0.06, 0.05, 0.19, 0.54, 0.84)),
+            suspicious_dre=1.8,
+        ),
     ),
     SiteSpec(
         slug="chu-liege",
@@ -103,6 +123,11 @@ SITES: Final[tuple[SiteSpec, ...]] = (
             pirads_shares=(0.06, 0.03, 0.21, 0.43, 0.27),
         ),
         habits=ReportingHabits(psa_ug_per_l=0.05, psa_ng_per_dl=0.03, volume_ml=0.60, age_from_birth_date=0.25),
+        risk=SiteRiskModel(
+            source="PI-RADS read like the PI-CAI centres (csPCa 0.7/1.5/12.6/41.5/66.1 %); DRE OR 1.6 assumed",
+            pirads_vs_1=pirads_odds_from_rates((0.007, 0.015, 0.126, 0.415, 0.661)),
+            suspicious_dre=1.6,
+        ),
     ),
 )
 
