@@ -46,3 +46,25 @@ def test_a_changed_dataset_file_is_refused(hub_homes: list[Path], workspace_home
             csv.write("60,3,irst,1\n")
         with pytest.raises(WorkspaceError, match="no longer matches the SHA-256 registered for h:1"):
             evaluate_dataset(workspace, Reference("h"), dataset.csv, dataset.csv, user="erin")
+
+
+def test_an_exported_csv_is_evaluated_in_file_mode_with_a_report(hub_homes: list[Path], workspace_home: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flute.cli.main import app
+
+    from .conftest import real_split
+
+    runner = CliRunner()
+    with SynthWorkspace.open(workspace_home) as workspace:
+        trained(workspace, hub_homes, "k")
+    exported = tmp_path / "exported.csv"
+    sampled = runner.invoke(app, ["synth", "sample", "k", "--rows", "200", "--out", str(exported), "--workspace", str(workspace_home)])
+    assert sampled.exit_code == 0 and "dataset k:1: 200 rows" in sampled.output and exported.with_suffix(".schema.json").is_file()
+    train, holdout = real_split(hub_homes, ["psa", "pirads"], "synth-store", tmp_path)
+    report = tmp_path / "report.html"
+    evaluated = runner.invoke(app, ["synth", "evaluate", str(exported), "--train", str(train), "--holdout", str(holdout), "--report", str(report)])
+    assert evaluated.exit_code == 0, evaluated.output
+    assert f"report: {report}" in evaluated.output and report.read_text(encoding="utf-8").count("data:image/png;base64,") == 4
+    refused = runner.invoke(app, ["synth", "train", "--hub", str(hub_homes[0]), "--non-dp", "--out", str(tmp_path / "m.json"), "--workspace", str(workspace_home)])
+    assert refused.exit_code == 2 and "--out writes a model file without a workspace" in refused.output
