@@ -138,4 +138,4 @@ def _load_builtins() -> None:
 
 #: Modules whose import registers a built-in generator (heavy imports such as torch stay inside
 #: their train/load/sample functions, so listing generators is fast).
-BUILTIN_MODULES: tuple[str, ...] = ("flute.synth.marginal_plugin",)
+BUILTIN_MODULES: tuple[str, ...] = ("flute.synth.marginal_plugin", "flute.synth.neural.diffusion", "flute.synth.neural.vae", "flute.synth.neural.gan")
