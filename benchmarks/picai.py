@@ -39,7 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = Path(__file__).resolve().parent
+REPO_ROOT = BENCHMARKS.parent
 DEFAULT_DATA = REPO_ROOT / ".." / "shared" / "data" / "picai" / "marksheet.csv"
 CENTRES = ("RUMC", "PCNN", "ZGT")
 COLUMNS = ("ageAtBiopsy", "psa", "prostateVolume", "pirads")
@@ -166,15 +167,15 @@ def membership_auc(result, centres: list[Centre]) -> float:  # type: ignore[no-u
 def run_pet_arms(centres: list[Centre], plain_result) -> dict[str, float]:  # type: ignore[no-untyped-def]
     """Secure aggregation, and secure aggregation + DP (each centre's ledger in a temporary
     database, its budget set to the study's epsilon as a data owner would)."""
-    import tempfile
+    if str(BENCHMARKS) not in sys.path:  # this module may be loaded by path (tests), not run as a script
+        sys.path.insert(0, str(BENCHMARKS))
+    from picai_dp import run_dp_study
 
     from flute.cohort.table import StudyTable
     from flute.engine.apps import client_app, server_app
     from flute.engine.embedded import HubBinding, run_embedded, study_run_config
     from flute.engine.sources import InMemorySource
     from flute.evaluate.discrimination import auroc
-    from flute.hub.ledger import PrivacyLedger
-    from flute.hub.store import HubStore
 
     figures: dict[str, float] = {}
     started = time.perf_counter()
@@ -186,29 +187,18 @@ def run_pet_arms(centres: list[Centre], plain_result) -> dict[str, float]:  # ty
     figures["secagg_max_weight_difference"] = float(np.max(np.abs(secure.final_model.weights - plain_result.final_model.weights)))
 
     spec = study_spec("secagg_dp")
-    tables = {c.name: StudyTable(COLUMNS, c.features, c.labels) for c in centres}
     private_results, private_aurocs = [], []
     for run in range(DP_RUNS):
-        with tempfile.TemporaryDirectory() as ledgers:
-            urls = {}
-            for c in centres:
-                urls[c.name] = f"sqlite:///{ledgers}/{c.name}.sqlite3"
-                store = HubStore.create(urls[c.name])
-                PrivacyLedger(store.engine).set_budget(spec.study_id, c.name, DP_EPSILON, DP_DELTA)
-                store.close()
-            hubs = [HubBinding(c.name, source=InMemorySource(tables[c.name]), ledger_url=urls[c.name]) for c in centres]
-            started = time.perf_counter()
-            private_results.append(run_embedded(server_app, client_app, hubs, study_run_config(spec)))
-            figures["secagg_dp_seconds"] = time.perf_counter() - started
-            store = HubStore.open(urls[centres[0].name])
-            spent = PrivacyLedger(store.engine).budget(spec.study_id, centres[0].name)
-            store.close()
+        started = time.perf_counter()
+        private, spent_epsilon, spent_delta = run_dp_study(spec, centres, COLUMNS, DP_EPSILON, DP_DELTA)
+        private_results.append(private)
+        figures["secagg_dp_seconds"] = time.perf_counter() - started
         private_aurocs.append(auroc(private_results[-1].cv_pooled_summary()).value)
         figures[f"auroc_federated_lr_secagg_dp_eps1_run{run + 1}"] = private_aurocs[-1]
     figures["auroc_federated_lr_secagg_dp_eps1"] = float(np.mean(private_aurocs))
     figures["auroc_federated_lr_secagg_dp_eps1_worst"] = float(np.min(private_aurocs))
-    figures["dp_epsilon_charged_per_hub"] = spent.epsilon_spent
-    figures["dp_delta_charged_per_hub"] = spent.delta_spent
+    figures["dp_epsilon_charged_per_hub"] = spent_epsilon
+    figures["dp_delta_charged_per_hub"] = spent_delta
     figures["mia_auc_no_dp"] = membership_auc(plain_result, centres)
     figures["mia_auc_dp_eps1"] = float(np.mean([membership_auc(private, centres) for private in private_results]))
     return figures
@@ -353,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"PI-CAI marksheet not found at {args.data}; skipping the benchmark (pass --data PATH).")
         return 0
     sys.path.insert(0, str(REPO_ROOT / "src"))
-    from picai_models import MODEL_KEYS, print_model_table, run_model_arms
+    from picai_models import MODEL_KEYS, DpSetting, print_model_table, run_model_arms
 
     models = [name.strip() for name in args.models.split(",") if name.strip()]
     unknown = sorted(set(models) - {"lr", *MODEL_KEYS})
@@ -364,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     if figures:
         print_table(figures, counts)
     zoo = [key for key in MODEL_KEYS if key in models]
-    figures.update(run_model_arms(centres, zoo, COLUMNS, LOG_COLUMNS, FOLDS, SEED))
+    figures.update(run_model_arms(centres, zoo, COLUMNS, LOG_COLUMNS, FOLDS, SEED, DpSetting(DP_EPSILON, DP_DELTA, DP_FEATURE_BOUNDS)))
     print_model_table(figures, zoo, SEED)
     federated = [figures[f"auroc_federated_{key}"] for key in ["lr", *zoo] if f"auroc_federated_{key}" in figures]
     figures["auroc_best_federated"] = max(federated)

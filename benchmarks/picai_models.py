@@ -8,7 +8,11 @@ centralised on the pooled rows, on the same 5-fold CV folds as the logistic regr
   pooled training rows): the federated-vs-centralised gap measures what federation costs;
 - scikit-learn reference (context, not the gap): DecisionTreeClassifier, RandomForestClassifier,
   HistGradientBoostingClassifier, LinearSVC (squared hinge) and MLPClassifier (Adam) with
-  matching hyperparameters.
+  matching hyperparameters;
+- the MLP also with secure aggregation + record-level DP at the LR arm's (epsilon, delta) per
+  patient for the whole study: each centre trains by DP-SGD (full batch, clipping 1, MLP_DP_ROUNDS
+  rounds of one local epoch), census and preprocessing releases compose with every step (PLD),
+  each centre's ledger charged; MLP_DP_RUNS independent studies, mean and worst AUROC.
 
 Hyperparameters are fixed below (chosen once on PI-CAI for speed and accuracy); the federated
 search of `flute.engine.tuning` can tune them.
@@ -23,6 +27,17 @@ from typing import Any, Callable
 import numpy as np
 
 MODEL_KEYS = ("tree", "forest", "gbdt", "svm", "mlp")
+MLP_DP_RUNS = 5
+MLP_DP_ROUNDS = 8
+
+
+@dataclass(frozen=True)
+class DpSetting:
+    """The record-level DP budget of a private arm and the public clipping ranges (raw units)."""
+
+    epsilon: float
+    delta: float
+    feature_bounds: dict[str, tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -85,7 +100,8 @@ def model_arms(seed: int) -> dict[str, ModelArm]:
 
 
 
-def _spec(arm: ModelArm, columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int):  # type: ignore[no-untyped-def]
+def _spec(arm: ModelArm, columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int, dp: DpSetting | None = None):  # type: ignore[no-untyped-def]
+    """The arm's study; with `dp`, the private MLP study (DP-SGD, secure aggregation)."""
     from flute.engine.spec import StudySpec
 
     data: dict[str, Any] = {
@@ -101,12 +117,20 @@ def _spec(arm: ModelArm, columns: tuple[str, ...], log_columns: tuple[str, ...],
     }
     if arm.strategy is not None:
         data["strategy"] = arm.strategy
+    if dp is not None:
+        data["study_id"] = f"picai-{arm.key}-dp"
+        data["model"] = {**arm.model, "dp_sgd": {"max_grad_norm": 1.0, "sampling_rate": 1.0}}
+        data["training"] = {"rounds": MLP_DP_ROUNDS, "tolerance": 1e-10, "local_epochs": 1, "learning_rate": 3.0}
+        data["pets"] = {"mode": "secagg_dp", "dp": {"target_epsilon": dp.epsilon, "delta": dp.delta, "feature_bounds": dp.feature_bounds}}
     return StudySpec.from_mapping(data)
 
 
-def run_model_arms(centres: list[Any], keys: list[str], columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int) -> dict[str, float]:
+def run_model_arms(
+    centres: list[Any], keys: list[str], columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int, dp: DpSetting
+) -> dict[str, float]:
     """auroc_federated_<key>, auroc_centralised_<key>, auroc_gap_<key>, auroc_sklearn_<key> and
-    federated_seconds_<key> for each model key."""
+    federated_seconds_<key> for each model key; for the MLP also the private arm
+    (auroc_federated_mlp_dp_eps<epsilon> mean and _worst, mlp_dp_epsilon_charged_per_hub)."""
     from flute.cohort.table import StudyTable
     from flute.engine.apps import client_app, server_app
     from flute.engine.embedded import HubBinding, run_embedded, study_run_config
@@ -142,6 +166,28 @@ def run_model_arms(centres: list[Any], keys: list[str], columns: tuple[str, ...]
         figures[f"auroc_centralised_{key}"] = exact_auroc(labels, np.concatenate([pooled[c.name] for c in centres]))
         figures[f"auroc_gap_{key}"] = figures[f"auroc_federated_{key}"] - figures[f"auroc_centralised_{key}"]
         figures[f"auroc_sklearn_{key}"] = exact_auroc(labels, np.concatenate([reference[c.name] for c in centres]))
+    if "mlp" in keys:
+        figures.update(_private_mlp(arms["mlp"], centres, columns, log_columns, folds, seed, dp))
+    return figures
+
+
+def _private_mlp(arm: ModelArm, centres: list[Any], columns: tuple[str, ...], log_columns: tuple[str, ...], folds: int, seed: int, dp: DpSetting) -> dict[str, float]:
+    from picai_dp import run_dp_study
+
+    from flute.evaluate.discrimination import auroc
+
+    spec = _spec(arm, columns, log_columns, folds, seed, dp)
+    key = f"auroc_federated_mlp_dp_eps{dp.epsilon:g}"
+    figures: dict[str, float] = {}
+    aurocs = []
+    for run in range(MLP_DP_RUNS):
+        started = time.perf_counter()
+        result, spent_epsilon, _ = run_dp_study(spec, centres, columns, dp.epsilon, dp.delta)
+        figures["federated_seconds_mlp_dp"] = time.perf_counter() - started
+        aurocs.append(auroc(result.cv_pooled_summary()).value)
+        figures[f"{key}_run{run + 1}"] = aurocs[-1]
+    figures[key], figures[f"{key}_worst"] = float(np.mean(aurocs)), float(np.min(aurocs))
+    figures["mlp_dp_epsilon_charged_per_hub"] = spent_epsilon
     return figures
 
 
@@ -164,3 +210,12 @@ def print_model_table(figures: dict[str, float], keys: list[str], seed: int) -> 
             f"{figures[f'auroc_sklearn_{key}']:.4f}", f"{figures[f'federated_seconds_{key}']:.1f}",
         )  # fmt: skip
     Console().print(table)
+    private = sorted(k for k in figures if k.startswith("auroc_federated_mlp_dp_eps") and k[len("auroc_federated_mlp_dp_eps"):].replace(".", "").isdigit())
+    for key in private:
+        runs = ", ".join(f"{figures[k]:.4f}" for k in sorted(figures) if k.startswith(f"{key}_run"))
+        Console().print(
+            f"MLP, secure aggregation + DP-SGD (epsilon {key.removeprefix('auroc_federated_mlp_dp_eps')} per patient, whole study): "
+            f"mean AUROC {figures[key]:.4f}, worst {figures[key + '_worst']:.4f} over {MLP_DP_RUNS} studies ({runs}); "
+            f"each centre's ledger charged epsilon {figures['mlp_dp_epsilon_charged_per_hub']:.4f}; "
+            f"minus federated MLP {figures[key] - figures['auroc_federated_mlp']:+.4f}"
+        )
