@@ -1,0 +1,121 @@
+"""The tabular diffusion generator as the `GeneratorPlugin` named "diffusion" (F-HUF-12,
+F-IMSD-13/15/17): TabDDPM-like, trained federatedly (`federated_fit`), sampled with strided DDIM
+and exact conditions by guided rejection (`rejection`). The model itself is in `diffusion_model`
+(imported with torch only when a model trains, loads or samples, so registering is free).
+
+Hyperparameters (flat, all optional): the `FitSchedule` fields (rounds, local_steps, batch_size,
+learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the
+`DiffusionArchitecture` fields (hidden, depth, timesteps, sample_steps).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from flute.synth.conditions import Condition
+from flute.synth.federated import SynthHub
+from flute.synth.generators import GeneratorError, TrainSettings, register
+from flute.synth.marginal import SampleResult
+from flute.synth.neural.encoding import Guidance, TabularEncoder
+from flute.synth.neural.federated_fit import FitSchedule, fit_neural
+from flute.synth.neural.hyperparameters import default_hyperparameters, typed_hyperparameters
+from flute.synth.neural.persist import load_generator, save_generator
+from flute.synth.neural.rejection import sample_exactly
+from flute.synth.schema import TableSchema
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from flute.synth.neural.diffusion_model import Denoiser, DiffusionArchitecture
+
+NAME = "diffusion"
+#: Rows per network batch while sampling (bounds memory; large enough to vectorise well).
+SAMPLING_CHUNK = 50_000
+
+
+class DiffusionGenerator:
+    """A trained diffusion generator (the `FittedGenerator` protocol)."""
+
+    def __init__(self, encoder: TabularEncoder, model: Denoiser, architecture: DiffusionArchitecture, hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any]) -> None:
+        self.encoder = encoder
+        self.model = model.eval()
+        self.architecture = architecture
+        self.hyperparameters = dict(hyperparameters)
+        self._provenance = dict(provenance)
+
+    @property
+    def schema(self) -> TableSchema:
+        return self.encoder.schema
+
+    @property
+    def provenance(self) -> Mapping[str, Any]:
+        return self._provenance
+
+    def sample(self, rows: int, rng: np.random.Generator, conditions: Sequence[Condition] = ()) -> SampleResult:
+        return sample_exactly(self.encoder, self._draw, rows, rng, conditions)
+
+    def save(self, directory: Path) -> None:
+        save_generator(
+            directory, generator=NAME, weights=self.model.state_dict(), encoder=self.encoder,
+            hyperparameters=self.hyperparameters, provenance=self._provenance,
+        )
+
+    def _draw(self, rows: int, rng: np.random.Generator, guidance: Guidance) -> pd.DataFrame:
+        from flute.synth.neural.diffusion_model import ddim_sample
+        from flute.synth.neural.runtime import torch_module
+
+        torch_module()
+        layout = self.encoder.layout
+        chunks = [
+            ddim_sample(self.model, layout, self.architecture, min(SAMPLING_CHUNK, rows - start), int(rng.integers(2**63)), guidance)
+            for start in range(0, rows, SAMPLING_CHUNK)
+        ]
+        return self.encoder.decode(np.concatenate(chunks))
+
+
+class DiffusionPlugin:
+    name = NAME
+    description = "TabDDPM-like Gaussian diffusion (analog one-hots), federated FedAvg/FedProx with secure aggregation and DP-SGD; strided DDIM sampling"
+
+    def default_hyperparameters(self) -> dict[str, Any]:
+        from flute.synth.neural.diffusion_model import DiffusionArchitecture
+
+        return default_hyperparameters(FitSchedule(), DiffusionArchitecture())
+
+    def train(self, hubs: Sequence[SynthHub], schema: TableSchema, settings: TrainSettings) -> DiffusionGenerator:
+        from flute.synth.neural.diffusion_model import Denoiser, DiffusionLoss
+
+        schedule, architecture = self._typed(settings.hyperparameters)
+        settings.progress(0.0, f"training a diffusion model over {len(hubs)} hub(s)")
+        fit = fit_neural(
+            hubs, schema, settings, schedule, lambda layout: Denoiser(layout.width, architecture),
+            lambda layout: DiffusionLoss(layout, architecture), generator_name=NAME,
+        )
+        hyperparameters = asdict(schedule) | asdict(architecture)
+        return DiffusionGenerator(fit.encoder, fit.model, architecture, hyperparameters, fit.provenance | {"hyperparameters": hyperparameters})
+
+    def load(self, directory: Path) -> DiffusionGenerator:
+        from flute.synth.neural.diffusion_model import Denoiser
+
+        saved = load_generator(directory, NAME)
+        _, architecture = self._typed(saved.hyperparameters)
+        model = Denoiser(saved.encoder.layout.width, architecture)
+        try:
+            model.load_state_dict(saved.weights, strict=True)
+        except RuntimeError as exc:
+            raise GeneratorError(f"{directory}: the saved weights do not fit the diffusion architecture {architecture} ({exc})") from exc
+        return DiffusionGenerator(saved.encoder, model, architecture, saved.hyperparameters, saved.provenance)
+
+    def _typed(self, values: Mapping[str, Any]) -> tuple[FitSchedule, DiffusionArchitecture]:
+        from flute.synth.neural.diffusion_model import DiffusionArchitecture
+
+        known = self.default_hyperparameters()
+        return typed_hyperparameters(values, FitSchedule, known, NAME), typed_hyperparameters(values, DiffusionArchitecture, known, NAME)
+
+
+PLUGIN = register(DiffusionPlugin())
