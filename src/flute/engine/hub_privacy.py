@@ -40,6 +40,7 @@ MEMORY_LEDGER_KEY: Final = "memory-ledger"
 """node_config, embedded in-memory hubs only: database URL of the hub's privacy ledger."""
 
 DP_STATE: Final = "flute.dp"
+CENSUS_STATE: Final = "flute.dp.census"
 MIN_UNIT_VARIANCE: Final = 1.0 / 256.0
 """Floor of a column's variance on the [0, 1] clipping scale after noise: std >= 1/16 of the
 clipping range. The noisy variance of a narrow column in a wide range can be near 0; a tiny scale
@@ -264,6 +265,19 @@ def noisy_census(spec: StudySpec, n_rows: int, n_positive: int, n_incomplete: in
     noisy = np.array([n_rows, n_positive, n_incomplete], dtype=np.float64) + noise
     rows, positives, incomplete = (max(int(round(v)), 0) for v in noisy)
     return rows, min(positives, rows), min(incomplete, rows)
+
+
+def remember_census_rows(state: RecordDict, run_nonce: str, rows: int) -> None:
+    """Keep the row count this hub released (noised) in the run's census."""
+    state[CENSUS_STATE] = ConfigRecord({"run": run_nonce, "rows": rows})
+
+
+def released_census_rows(state: RecordDict, run_nonce: str) -> int:
+    """The noisy row count this hub released in this run's census: public, so a release may
+    re-use it (e.g. as its weight in an average) at no privacy cost."""
+    if CENSUS_STATE not in state.config_records or state.config_records[CENSUS_STATE]["run"] != run_nonce:
+        raise PrivacyRefusal(f"no census was released in run {run_nonce} on this hub; the census comes first")
+    return max(int(state.config_records[CENSUS_STATE]["rows"]), 1)  # type: ignore[call-overload]
 
 
 def _dp(spec: StudySpec) -> DpOptions:

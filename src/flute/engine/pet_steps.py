@@ -38,7 +38,9 @@ def census(spec: StudySpec, table: StudyTable, ins: CensusIns, hub: str, context
     sums, positives = column_sums(logged), int(np.sum(table.labels == 1))
     if spec.pets.dp is None:
         return CensusRes(hub, sums.n_rows, positives, sums.n_incomplete)
-    return CensusRes(hub, *hub_privacy.noisy_census(spec, sums.n_rows, positives, sums.n_incomplete))
+    rows, positives, incomplete = hub_privacy.noisy_census(spec, sums.n_rows, positives, sums.n_incomplete)
+    hub_privacy.remember_census_rows(context.state, ins.run.run_nonce, rows)
+    return CensusRes(hub, rows, positives, incomplete)
 
 
 def _dp_release(spec: StudySpec, context: Context, announcement: RoundAnnouncement, *, units: int = 1) -> bool:
@@ -79,11 +81,13 @@ def gradient_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcem
 
 def dp_mlp_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcement: RoundAnnouncement, context: Context) -> np.ndarray:
     """One DP-SGD training release (charged against this run's plan first) in the weighted-fit
-    layout with weight 1 and loss 0: the hub's row total and exact loss are not DP, so neither is
-    sent - the coordinator averages the hubs' DP models with equal weights and logs no loss."""
+    layout, weighted by this hub's NOISY census row count (already released, so re-sending it is
+    post-processing) and with loss 0: the exact row total and loss are not DP, so neither is sent;
+    the coordinator averages the hubs' DP models by their released sizes and logs no loss."""
     _dp_release(spec, context, announcement)
     fit = tree_steps.mlp_fit(spec, table, ins, dp=hub_privacy.mlp_dp_sgd(spec)).fit
-    return WeightedFitLayout(ins.weights.shape[0]).encode(LocalFit(fit.weights, 1.0, 0.0))
+    weight = float(hub_privacy.released_census_rows(context.state, announcement.run_nonce))
+    return WeightedFitLayout(ins.weights.shape[0]).encode(LocalFit(fit.weights, weight, 0.0))
 
 
 def scores_vector(spec: StudySpec, table: StudyTable, ins: EvalIns) -> np.ndarray:
