@@ -16,10 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from flute.fhir.source import ImportUnit
+from flute.fhir.source import ImportUnit, SourceEntry
 from flute.hub.models import BatchStatus, ImportBatch, PatientRecord, ProvenanceRecord, QuarantineRecord, StoredResource, StudyRowRecord
 from flute.hub.node import Hub, init_hub, open_hub
-from flute.hub.pipeline import DERIVE_RANGES, TWO_PROCESSES_MIN_BYTES, HelperFailed, worth_two_processes
+from flute.hub.pipeline import DERIVE_RANGES, TWO_PROCESSES_MIN_BYTES, HelperFailed, chunks_of, worth_two_processes
 
 from .hub_inputs import find, patient_resources, write_bundle, write_ndjson
 
@@ -134,3 +134,15 @@ def test_two_processes_only_for_large_input(tmp_path: Path) -> None:
     large.write_bytes(b" " * TWO_PROCESSES_MIN_BYTES)
     assert not worth_two_processes([small])
     assert worth_two_processes([small, large]) == (len(os.sched_getaffinity(0)) >= 2)
+
+
+@given(st.lists(st.integers(min_value=0, max_value=5), max_size=60), st.integers(min_value=1, max_value=12), st.none() | st.integers(min_value=1, max_value=12))
+def test_chunks_keep_every_unit_in_order_and_ramp_up_to_the_limit(sizes: list[int], max_entries: int, first: int | None) -> None:
+    units = [ImportUnit("s", False, tuple(SourceEntry(f"s:{i}:{k}", b"", None) for k in range(size))) for i, size in enumerate(sizes)]
+    chunks = list(chunks_of(units, max_entries, first))
+    assert [unit for chunk in chunks for unit in chunk] == units
+    limit = min(first or max_entries, max_entries)
+    for chunk in chunks[:-1]:  # each full chunk reached its limit with its last unit, not before
+        counted = [max(1, len(unit.entries)) for unit in chunk]
+        assert sum(counted) >= limit > sum(counted[:-1])
+        limit = min(2 * limit, max_entries)

@@ -324,12 +324,16 @@ class _Chunk:
         Returns the outcome, the new version, and the pseudonyms whose rows must be re-derived."""
         entry = accepted.entry
         assert entry.content_hash is not None
-        versions = self._versions.setdefault((accepted.resource_type, accepted.resource_id), [])
+        incoming = _Version(entry.content_hash, entry.version_id, entry.last_updated, accepted.pseudonym, True)
+        touched = {accepted.pseudonym} if accepted.pseudonym else set()
+        key = (accepted.resource_type, accepted.resource_id)
+        versions = self._versions.get(key)
+        if versions is None:  # neither stored nor seen in this chunk: most entries of a first import
+            self._versions[key] = [incoming]
+            return EntryOutcome.STORED, incoming, touched
         if any(v.content_hash == entry.content_hash for v in versions):
             return EntryOutcome.UNCHANGED, None, set()
-        incoming = _Version(entry.content_hash, entry.version_id, entry.last_updated, accepted.pseudonym, True)
         current = next((v for v in versions if v.is_current), None)
-        touched = {accepted.pseudonym} if accepted.pseudonym else set()
         if current is not None:
             if is_newer(incoming, current):
                 current.is_current = False

@@ -53,6 +53,8 @@ DERIVE_RANGES: tuple[PseudonymRange, ...] = tuple(
 )
 #: Below this much input a second process costs more (fork, pipe) than it saves.
 TWO_PROCESSES_MIN_BYTES = 1 << 20
+#: The helper's first chunk: small, so the importer does not wait long for its first work.
+FIRST_CHUNK_ENTRIES = 250
 _PR_SET_PDEATHSIG = 1
 
 
@@ -64,23 +66,28 @@ class _HasEntries(Protocol):
 UnitT = TypeVar("UnitT", bound=_HasEntries)
 
 
-def chunks_of(units: Iterable[UnitT], max_entries: int) -> Iterator[list[UnitT]]:
-    """Groups units into chunks of about `max_entries` entries (a unit is never split)."""
+def chunks_of(units: Iterable[UnitT], max_entries: int, first_entries: int | None = None) -> Iterator[list[UnitT]]:
+    """Groups units into chunks of about `max_entries` entries (a unit is never split). With
+    `first_entries`, the first chunk is that small and each next one twice as large, up to
+    `max_entries`: the importer starts writing sooner while its helper prepares the rest."""
+    limit = min(first_entries or max_entries, max_entries)
     chunk: list[UnitT] = []
     size = 0
     for unit in units:
         chunk.append(unit)
         size += max(1, len(unit.entries))
-        if size >= max_entries:
+        if size >= limit:
             yield chunk
-            chunk, size = [], 0
+            chunk, size, limit = [], 0, min(2 * limit, max_entries)
     if chunk:
         yield chunk
 
 
-def prepared_chunks(units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer, max_entries: int) -> Iterator[list[PreparedUnit]]:
-    """Prepared units in chunks, in this process."""
-    return chunks_of(prepare_units(units, pseudonymizer), max_entries)
+def prepared_chunks(
+    units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer, max_entries: int, first_entries: int | None = None
+) -> Iterator[list[PreparedUnit]]:
+    """Prepared units in chunks (see `chunks_of`), in this process."""
+    return chunks_of(prepare_units(units, pseudonymizer), max_entries, first_entries)
 
 
 def worth_two_processes(files: Sequence[Path]) -> bool:
@@ -171,7 +178,7 @@ def _serve(
     if os.getppid() != importer:
         return  # the importer died before the signal was armed
     try:
-        for chunk in prepared_chunks(units, pseudonymizer, max_entries):
+        for chunk in prepared_chunks(units, pseudonymizer, max_entries, FIRST_CHUNK_ENTRIES):
             connection.send(("chunk", _to_wire(chunk)))
         connection.send(("end",))
         if connection.recv() != ("derive",):

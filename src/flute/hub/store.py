@@ -58,6 +58,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     # NORMAL is durable against process crashes in WAL mode (only power loss may drop the tail).
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Checkpoint (copy the WAL into the database, fsync) every 32 MiB instead of every 4 MiB:
+    # an import rewrites the same index pages chunk after chunk, and copying them once instead
+    # of many times takes about a tenth off the importer's writes. Trade-off: under NORMAL the
+    # WAL is fsynced at checkpoints, so a power loss (not a process crash) may drop up to 32 MiB
+    # of the latest commits - the store stays consistent, and re-running the import restores them.
+    cursor.execute("PRAGMA wal_autocheckpoint=8192")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA cache_size=-32768")  # 32 MiB page cache: index inserts of large imports stay in memory
     cursor.close()
