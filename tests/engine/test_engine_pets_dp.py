@@ -1,22 +1,35 @@
 """Record-level DP studies (URS-6/7/8, NF-HUF-1, NF-PIL-5): each hub's ledger is charged exactly
 the accounted study cost before computing, an insufficient budget refuses the study with no
-charge, and a reservation survives a crash."""
+charge, and a reservation survives a crash; the preprocessing and gradient releases stay within
+their stated sensitivities; curvature-scaled steps converge in few rounds; an MLP study by
+DP-SGD (F-HUF-7) is charged its composed cost."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from flute.engine.apps import client_app, server_app
 from flute.engine.embedded import HubBinding, run_embedded, study_run_config
 from flute.engine.flower import RecordDict
-from flute.engine.hub_privacy import MEMORY_LEDGER_KEY, PrivacyRefusal, reserve_study, spend_release, study_plan
+from flute.engine.hub_privacy import MEMORY_LEDGER_KEY, DpColumnLayout, PrivacyRefusal, reserve_study, spend_release, study_plan
 from flute.engine.sources import InMemorySource
 from flute.engine.spec import StudySpec
 from flute.engine.workflow import TooFewHubs
 from flute.hub.ledger import PrivacyLedger
 from flute.hub.store import HubStore
+from flute.learn.clipped_gradient import (
+    ClippedGradientAggregator,
+    ClippedGradientSums,
+    clipped_gradient_rows,
+    expected_logistic_curvature,
+    row_sensitivity,
+)
+from flute.learn.logistic import LogisticObjective
 
 from .engine_inputs import HUB_NAMES, make_spec, synthetic_hubs
 
@@ -102,21 +115,6 @@ def test_report_states_the_pets_epsilon_delta_and_what_they_cover() -> None:
 
 
 # -- the preprocessing release and the curvature-scaled step ---------------------------------
-
-from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from flute.engine.hub_privacy import DpColumnLayout  # noqa: E402
-from flute.learn.clipped_gradient import (  # noqa: E402
-    ClippedGradientAggregator,
-    ClippedGradientSums,
-    clipped_gradient_rows,
-    expected_logistic_curvature,
-    row_sensitivity,
-)
-from flute.learn.logistic import LogisticObjective  # noqa: E402
 
 raw_values = st.floats(min_value=1e-3, max_value=1e3, allow_nan=False)
 

@@ -43,8 +43,8 @@ def test_dp_sgd_without_noise_sampling_or_clipping_is_the_full_batch_step() -> N
 
 
 def test_each_rows_gradient_is_clipped() -> None:
-    """With a tiny clipping norm the data move the vector by at most n * C * lr / (q W): only the
-    (data-independent) penalty step remains."""
+    """With a tiny clipping norm C the data move the vector by at most lr * n * C / (q W) = lr * C
+    (q = 1, class weights 1, so W = n): only the (data-independent) penalty step remains."""
     x, y = data()
     start = initial_vector(4, PARAMS, seed=2)
     clip = 1e-8
@@ -53,7 +53,7 @@ def test_each_rows_gradient_is_clipped() -> None:
     mask = np.zeros_like(start)
     mask[:12], mask[15:18] = 1.0, 1.0
     penalty_only = start - 0.5 * PARAMS.l2 * mask * start
-    assert np.linalg.norm(private.weights - penalty_only) <= 0.5 * clip * x.shape[0] / x.shape[0] + 1e-12
+    assert np.linalg.norm(private.weights - penalty_only) <= 0.5 * clip + 1e-12
 
 
 def test_noise_comes_from_the_noise_source() -> None:
