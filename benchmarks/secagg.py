@@ -361,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="right")
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    Console(width=220).print(table)  # full columns even when piped
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
     return 0
