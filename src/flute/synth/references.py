@@ -81,6 +81,9 @@ def fit_gaussian_copula(schema: TableSchema, train: pd.DataFrame) -> ReferenceSa
 def fit_tvae(schema: TableSchema, train: pd.DataFrame, *, epochs: int = TVAE_EPOCHS) -> ReferenceSampler:
     from sdv.single_table import TVAESynthesizer
 
+    from flute.synth.neural.runtime import torch_module
+
+    torch_module()  # torch on one thread like our neural generators (spinning threads stall a busy host)
     synthesizer = TVAESynthesizer(_sdv_metadata(schema), epochs=epochs)
     synthesizer.fit({SDV_TABLE: _sdv_frame(schema, train)})
     return _SdvSampler(schema, synthesizer)
