@@ -34,6 +34,10 @@ if TYPE_CHECKING:
     from flute.synth.neural.diffusion_model import Denoiser, DiffusionArchitecture
 
 NAME = "diffusion"
+#: Many short rounds: measured on PI-CAI (3 centres, non-DP), 600 rounds of 2 local SGD steps
+#: reach SDMetrics quality 0.95 and TSTR 0.87 in ~50 s on one core; longer local training lets
+#: the single-centre hubs drift apart (centre shares off by up to 0.17 TV).
+DEFAULT_SCHEDULE = FitSchedule(rounds=600, local_steps=2, batch_size=256, learning_rate=0.05, server_learning_rate=5e-3)
 #: Rows per network batch while sampling (bounds memory; large enough to vectorise well).
 SAMPLING_CHUNK = 50_000
 
@@ -85,7 +89,7 @@ class DiffusionPlugin:
     def default_hyperparameters(self) -> dict[str, Any]:
         from flute.synth.neural.diffusion_model import DiffusionArchitecture
 
-        return default_hyperparameters(FitSchedule(), DiffusionArchitecture())
+        return default_hyperparameters(DEFAULT_SCHEDULE, DiffusionArchitecture())
 
     def train(self, hubs: Sequence[SynthHub], schema: TableSchema, settings: TrainSettings) -> DiffusionGenerator:
         from flute.synth.neural.diffusion_model import Denoiser, DiffusionLoss

@@ -39,10 +39,10 @@ TIME_FEATURES = 64
 class DiffusionArchitecture:
     """The denoiser and the diffusion process."""
 
-    hidden: int = 256
+    hidden: int = 128
     depth: int = 3
     timesteps: int = 1000
-    sample_steps: int = 25
+    sample_steps: int = 15
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "timesteps", "sample_steps"):

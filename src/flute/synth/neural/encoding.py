@@ -52,6 +52,8 @@ ENCODER_FORMAT = "flute-synth-encoder/1"
 EXACT_CELLS = 4096
 #: With DP, the default number of histogram cells per numeric column.
 DP_CELLS = 64
+#: Categories decode without drawing anything; `Column.decode` still takes a generator.
+_NO_DRAWS = np.random.default_rng(0)
 #: Pseudo-count added per grid point (keeps F strictly increasing; tiny next to real counts).
 MASS_FLOOR_PER_GRID_POINT = 0.01
 
@@ -138,10 +140,6 @@ class Guidance:
     z_high: np.ndarray
     impossible: tuple[str, ...]
 
-    @property
-    def restricts(self) -> bool:
-        return bool(self.known_mask.any() or np.isfinite(self.z_low).any() or np.isfinite(self.z_high).any())
-
 
 @dataclass(frozen=True)
 class TabularEncoder:
@@ -199,7 +197,7 @@ class TabularEncoder:
             if block.missing_indicator:
                 values[block.column] = np.where(classes == 1, np.nan, values[block.column])
             else:
-                values[block.column] = self.schema.column(block.column).decode(classes, np.random.default_rng(0))
+                values[block.column] = self.schema.column(block.column).decode(classes, _NO_DRAWS)
         return self.schema.typed_frame(values)
 
     def guidance(self, conditions: Sequence[Condition]) -> Guidance:

@@ -26,12 +26,13 @@ def default_hyperparameters(*groups: object) -> dict[str, Any]:
 
 
 def typed_hyperparameters(values: Mapping[str, Any], group: type[T], known: Mapping[str, Any], generator: str) -> T:
-    """An instance of the dataclass `group` from the keys of `values` that are its fields;
-    `known` = every accepted key (all groups' defaults) for the unknown-key check."""
+    """An instance of the dataclass `group`: each field from `values`, else from `known` (the
+    plugin's defaults, which may differ from the dataclass' own); `known` also holds every
+    accepted key (all groups), for the unknown-key check."""
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise GeneratorError(f"{generator}: unknown hyperparameter(s) {unknown}; known: {sorted(known)}")
-    chosen = {item.name: _typed(item.name, values[item.name], known[item.name], generator) for item in fields(group) if item.name in values}  # type: ignore[arg-type]
+    chosen = {item.name: _typed(item.name, values.get(item.name, known[item.name]), known[item.name], generator) for item in fields(group)}  # type: ignore[arg-type]
     try:
         return group(**chosen)
     except ValueError as exc:
