@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from sqlalchemy import select
 from flute.fhir.source import ImportUnit, SourceEntry
 from flute.hub.models import BatchStatus, ImportBatch, PatientRecord, ProvenanceRecord, QuarantineRecord, StoredResource, StudyRowRecord
 from flute.hub.node import Hub, init_hub, open_hub
-from flute.hub.pipeline import DERIVE_RANGES, TWO_PROCESSES_MIN_BYTES, HelperFailed, chunks_of, worth_two_processes
+from flute.hub.pipeline import DERIVE_RANGES, TWO_PROCESSES_MIN_BYTES, HelperFailed, chunks_of, usable_cores, worth_two_processes
 
 from .hub_inputs import find, patient_resources, write_bundle, write_ndjson
 
@@ -133,7 +132,7 @@ def test_two_processes_only_for_large_input(tmp_path: Path) -> None:
     large = tmp_path / "large.ndjson"
     large.write_bytes(b" " * TWO_PROCESSES_MIN_BYTES)
     assert not worth_two_processes([small])
-    assert worth_two_processes([small, large]) == (len(os.sched_getaffinity(0)) >= 2)
+    assert worth_two_processes([small, large]) == (usable_cores() >= 2)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=5), max_size=60), st.integers(min_value=1, max_value=12), st.none() | st.integers(min_value=1, max_value=12))

@@ -90,9 +90,14 @@ def prepared_chunks(
     return chunks_of(prepare_units(units, pseudonymizer), max_entries, first_entries)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def worth_two_processes(files: Sequence[Path]) -> bool:
     """Whether to import `files` with a helper process: large input, a second core, fork available."""
-    if "fork" not in multiprocessing.get_all_start_methods() or len(os.sched_getaffinity(0)) < 2:
+    if "fork" not in multiprocessing.get_all_start_methods() or usable_cores() < 2:
         return False
     return sum(file.stat().st_size for file in files if file.is_file()) >= TWO_PROCESSES_MIN_BYTES
 
