@@ -16,8 +16,8 @@ has which model):
   `PSA_DENSITY_LOG_ODDS` per natural-log unit: the clinical literature's strongest single
   predictor (development cohort medians 0.18 vs 0.10 ng/mL/mL in csPCa vs not; MRI PSA density
   alone AUROC 0.764 in 2,432 men). The value 2.0 is the one at which, with the case-mix
-  correlations of `sim_patients`, PSA density alone reaches AUROC ~0.77 at Vall d'Hebron and
-  the csPCa vs non-csPCa PSA density medians differ by a factor ~1.8, as published. The Sci Rep
+  correlations of `sim_patients`, PSA density alone reaches AUROC ~0.78 at every site and the
+  csPCa vs non-csPCa PSA density medians differ by a factor ~1.7-2.0, as published. The Sci Rep
   model's own PSA term is a 5-knot spline whose knots are unpublished, and its volume term is
   linear (OR 0.974/mL); PSA density is a different, published, functional form of the same two
   measurements. No further non-linearity is invented: nothing published pins its shape.

@@ -7,9 +7,11 @@ calculator: neither paper gives an intercept, and the Sci Rep model's PSA term i
 whose knots are not published. Here
 
 - PSA enters as log(PSA) with coefficient 1.3 (odds x2.46 per doubling of PSA): a documented
-  assumption, the value `flute.cohort.risk_model` was calibrated with so that, together with the
-  published odds ratios, csPCa vs non-csPCa PSA medians come out near the published 8.0 vs 6.3
-  ng/mL (../shared/docs/clinical-anchors.md);
+  assumption, chosen so that, with the published odds ratios, csPCa vs non-csPCa PSA medians
+  come out near the published 8.0 vs 6.3 ng/mL (../shared/docs/clinical-anchors.md). The
+  simulated pilot sites do NOT follow this equation: each has its own true model
+  (`flute.cohort.risk_model`: PSA density, site-specific PI-RADS reading and DRE), so on the
+  simulated cohort the reference plays a published model transported to new hospitals;
 - the intercept is not fixed: the engine recalibrates it on each training fold
   (calibration-in-the-large: the intercept that makes predicted and observed csPCa counts agree,
   from summed counts over the hubs), so the comparator is calibrated where it is compared;
