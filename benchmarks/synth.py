@@ -316,6 +316,8 @@ def main() -> int:
             arms.append(arm)
             results |= arm.figures()
             model = trained if arm.error is None else model
+            if args.json:  # a long run stopped early still leaves the arms it finished
+                args.json.write_text(json.dumps(results, indent=2))
         if model is not None:
             results[f"rows_per_s_{plugin.name}"] = rows_per_second(lambda rows: model.sample(rows, rng), size.speed_rows)
             results[f"conditional_exact_rate_{plugin.name}"] = conditional_exactness(model, study.schema, size.condition_rows, rng)
