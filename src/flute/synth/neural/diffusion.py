@@ -1,17 +1,18 @@
 """The tabular diffusion generator as the `GeneratorPlugin` named "diffusion" (F-HUF-12,
-F-IMSD-13/15/17): TabDDPM-like, trained federatedly (`federated_fit`), sampled with strided DDIM
-and exact conditions by guided rejection (`rejection`). The model itself is in `diffusion_model`
+F-IMSD-13/15/17): TabDDPM-like, trained federatedly (`federated_fit`), sampled with strided DDIM,
+numeric outputs marginally calibrated (`calibration`, post-processing) and exact conditions by
+guided rejection (`rejection`). The model itself is in `diffusion_model`
 (imported with torch only when a model trains, loads or samples, so registering is free).
 
 Hyperparameters (flat, all optional): the `FitSchedule` fields (rounds, local_steps, batch_size,
-learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the
+learning_rate, server_learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the
 `DiffusionArchitecture` fields (hidden, depth, timesteps, sample_steps).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +22,7 @@ from flute.synth.conditions import Condition
 from flute.synth.federated import SynthHub
 from flute.synth.generators import GeneratorError, TrainSettings, register
 from flute.synth.marginal import SampleResult
+from flute.synth.neural.calibration import CALIBRATION_ROWS, MarginalCalibration
 from flute.synth.neural.encoding import Guidance, TabularEncoder
 from flute.synth.neural.federated_fit import FitSchedule, fit_neural
 from flute.synth.neural.hyperparameters import default_hyperparameters, typed_hyperparameters
@@ -45,10 +47,14 @@ SAMPLING_CHUNK = 50_000
 class DiffusionGenerator:
     """A trained diffusion generator (the `FittedGenerator` protocol)."""
 
-    def __init__(self, encoder: TabularEncoder, model: Denoiser, architecture: DiffusionArchitecture, hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any]) -> None:
+    def __init__(
+        self, encoder: TabularEncoder, model: Denoiser, architecture: DiffusionArchitecture, calibration: MarginalCalibration,
+        hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any],
+    ) -> None:
         self.encoder = encoder
         self.model = model.eval()
         self.architecture = architecture
+        self.calibration = calibration
         self.hyperparameters = dict(hyperparameters)
         self._provenance = dict(provenance)
 
@@ -66,20 +72,34 @@ class DiffusionGenerator:
     def save(self, directory: Path) -> None:
         save_generator(
             directory, generator=NAME, weights=self.model.state_dict(), encoder=self.encoder,
-            hyperparameters=self.hyperparameters, provenance=self._provenance,
+            hyperparameters=self.hyperparameters, provenance=self._provenance, state={"calibration": self.calibration.to_json()},
         )
 
     def _draw(self, rows: int, rng: np.random.Generator, guidance: Guidance) -> pd.DataFrame:
-        from flute.synth.neural.diffusion_model import ddim_sample
-        from flute.synth.neural.runtime import torch_module
+        numeric = len(self.encoder.layout.numeric)
+        steered = replace(guidance, z_low=self.calibration.invert(guidance.z_low), z_high=self.calibration.invert(guidance.z_high))
+        raw = _raw_draw(self.model, self.encoder, self.architecture, rows, rng, steered)
+        raw[:, :numeric] = self.calibration.apply(raw[:, :numeric])
+        return self.encoder.decode(raw)
 
-        torch_module()
-        layout = self.encoder.layout
-        chunks = [
-            ddim_sample(self.model, layout, self.architecture, min(SAMPLING_CHUNK, rows - start), int(rng.integers(2**63)), guidance)
-            for start in range(0, rows, SAMPLING_CHUNK)
-        ]
-        return self.encoder.decode(np.concatenate(chunks))
+
+def _raw_draw(model: Denoiser, encoder: TabularEncoder, architecture: DiffusionArchitecture, rows: int, rng: np.random.Generator, guidance: Guidance) -> np.ndarray:
+    """Model-space rows, in chunks of `SAMPLING_CHUNK` (uncalibrated numeric scores)."""
+    from flute.synth.neural.diffusion_model import ddim_sample
+    from flute.synth.neural.runtime import torch_module
+
+    torch_module()
+    chunks = [
+        ddim_sample(model, encoder.layout, architecture, min(SAMPLING_CHUNK, rows - start), int(rng.integers(2**63)), guidance)
+        for start in range(0, rows, SAMPLING_CHUNK)
+    ]
+    return np.concatenate(chunks)
+
+
+def _calibrated(model: Denoiser, encoder: TabularEncoder, architecture: DiffusionArchitecture, seed: int) -> MarginalCalibration:
+    """The calibration of a freshly trained model, from its own unconditional rows."""
+    raw = _raw_draw(model.eval(), encoder, architecture, CALIBRATION_ROWS, np.random.default_rng(seed), encoder.guidance(()))
+    return MarginalCalibration.fit(raw[:, : len(encoder.layout.numeric)])
 
 
 class DiffusionPlugin:
@@ -101,7 +121,8 @@ class DiffusionPlugin:
             lambda layout: DiffusionLoss(layout, architecture), generator_name=NAME,
         )
         hyperparameters = asdict(schedule) | asdict(architecture)
-        return DiffusionGenerator(fit.encoder, fit.model, architecture, hyperparameters, fit.provenance | {"hyperparameters": hyperparameters})
+        calibration = _calibrated(fit.model, fit.encoder, architecture, int(fit.provenance["seed"]))
+        return DiffusionGenerator(fit.encoder, fit.model, architecture, calibration, hyperparameters, fit.provenance | {"hyperparameters": hyperparameters})
 
     def load(self, directory: Path) -> DiffusionGenerator:
         from flute.synth.neural.diffusion_model import Denoiser
@@ -113,7 +134,11 @@ class DiffusionPlugin:
             model.load_state_dict(saved.weights, strict=True)
         except RuntimeError as exc:
             raise GeneratorError(f"{directory}: the saved weights do not fit the diffusion architecture {architecture} ({exc})") from exc
-        return DiffusionGenerator(saved.encoder, model, architecture, saved.hyperparameters, saved.provenance)
+        try:
+            calibration = MarginalCalibration.from_json(saved.state["calibration"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise GeneratorError(f"{directory}: the saved diffusion generator has no valid calibration ({exc})") from exc
+        return DiffusionGenerator(saved.encoder, model, architecture, calibration, saved.hyperparameters, saved.provenance)
 
     def _typed(self, values: Mapping[str, Any]) -> tuple[FitSchedule, DiffusionArchitecture]:
         from flute.synth.neural.diffusion_model import DiffusionArchitecture

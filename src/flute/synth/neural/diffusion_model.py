@@ -131,8 +131,10 @@ def ddim_sample(model: Denoiser, layout: EncodedLayout, architecture: DiffusionA
 def _clip_bounds(layout: EncodedLayout, guidance: Guidance) -> tuple[torch.Tensor, torch.Tensor]:
     numeric = len(layout.numeric)
     low, high = torch.full((layout.width,), -1.0), torch.full((layout.width,), 1.0)
-    low[:numeric] = torch.as_tensor(np.clip(guidance.z_low, -Z_LIMIT, Z_LIMIT), dtype=torch.float32)
-    high[:numeric] = torch.as_tensor(np.clip(guidance.z_high, -Z_LIMIT, Z_LIMIT), dtype=torch.float32)
+    # the valid range, narrowed by the conditions (a condition beyond the range wins: its rows
+    # must stay reachable)
+    low[:numeric] = torch.as_tensor(np.maximum(guidance.z_low, -Z_LIMIT), dtype=torch.float32)
+    high[:numeric] = torch.as_tensor(np.minimum(guidance.z_high, Z_LIMIT), dtype=torch.float32)
     return low, torch.maximum(low, high)
 
 

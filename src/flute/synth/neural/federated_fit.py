@@ -33,7 +33,10 @@ released (the encoder histograms onwards) its DP charge is committed, not refund
 Model contract (shared by every neural generator): `build_model(layout) -> torch.nn.Module` and
 `build_loss(layout) -> loss`, with `loss(module, batch) -> scalar` the MEAN over the batch rows of a per-row loss, computed only
 through `module(...)` (its forward) so Opacus' per-record gradient hooks see every use of a
-parameter. Deterministic for a given `settings.seed` (model init, batches, DP noise).
+parameter. Deterministic for a given `settings.seed` (model init, batches, DP noise). The DP-SGD
+noise comes from torch's seeded generator (Opacus `secure_mode=False`: reproducible, but not a
+cryptographically secure source; Opacus' secure mode needs torchcsprng, not installed here),
+unlike the histogram noise, which uses `NoiseSource.secure`.
 
 API: `FitSchedule`, `PrivacyPlan`, `plan_privacy(...)`, `NeuralFit`, `fit_neural(...)`.
 """
@@ -74,11 +77,11 @@ BuildLoss = Callable[[EncodedLayout], LocalLoss]
 class FitSchedule:
     """How a neural generator trains (its hyperparameters that are not the model's)."""
 
-    rounds: int = 40
-    local_steps: int = 50
+    rounds: int = 600
+    local_steps: int = 2
     batch_size: int = 256
     learning_rate: float = 0.05
-    server_learning_rate: float = 2e-3
+    server_learning_rate: float = 5e-3
     proximal_mu: float = 0.0
     max_grad_norm: float = 1.0
     encoder_share: float = 0.1
@@ -192,6 +195,7 @@ def fit_neural(
         "delta": None if privacy is None else settings.delta,
         "unit_of_privacy": None if privacy is None else UNIT_OF_PRIVACY,
         "aggregation": "fedprox" if schedule.proximal_mu > 0 else "fedavg",
+        "server_optimizer": "adam",
         "secure_aggregation": len(hubs) >= 2,
         "schedule": asdict(schedule),
         "seed": seed,

@@ -2,11 +2,11 @@
 
 A saved generator is a directory with two files: `weights.safetensors` (the model's parameters,
 safetensors: plain tensors, nothing executable) and `generator.json` (format, generator name,
-the encoder with its schema and quantiles, the hyperparameters and the provenance with the
-privacy guarantee). Loading checks the format and the generator name, and the model code checks
+the encoder with its schema and quantiles, the hyperparameters, the provenance with the privacy
+guarantee, and `state`: whatever JSON the model keeps besides its weights, e.g. its calibration). Loading checks the format and the generator name, and the model code checks
 that the tensors fit its architecture (`load_state_dict(strict=True)`).
 
-API: `save_generator(directory, generator=, weights=, encoder=, hyperparameters=, provenance=)`,
+API: `save_generator(directory, generator=, weights=, encoder=, hyperparameters=, provenance=, state=)`,
 `load_generator(directory, generator) -> SavedGenerator`.
 """
 
@@ -37,11 +37,12 @@ class SavedGenerator:
     hyperparameters: dict[str, Any]
     provenance: dict[str, Any]
     weights: dict[str, torch.Tensor]
+    state: dict[str, Any]
 
 
 def save_generator(
     directory: Path, *, generator: str, weights: Mapping[str, torch.Tensor], encoder: TabularEncoder,
-    hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any],
+    hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any], state: Mapping[str, Any] | None = None,
 ) -> None:
     from safetensors.torch import save_file
 
@@ -49,7 +50,7 @@ def save_generator(
     save_file({name: tensor.detach().contiguous() for name, tensor in weights.items()}, str(directory / WEIGHTS_FILE))
     meta = {
         "format": SAVED_FORMAT, "generator": generator, "encoder": json.loads(encoder.to_json()),
-        "hyperparameters": dict(hyperparameters), "provenance": dict(provenance),
+        "hyperparameters": dict(hyperparameters), "provenance": dict(provenance), "state": dict(state or {}),
     }
     (directory / META_FILE).write_text(json.dumps(meta, indent=2), encoding="utf-8")
 
@@ -70,6 +71,8 @@ def load_generator(directory: Path, generator: str) -> SavedGenerator:
         if meta.get("generator") != generator:
             raise GeneratorError(f"{meta_path}: holds a {meta.get('generator')!r} generator, not {generator!r}")
         encoder = TabularEncoder.from_json(meta["encoder"], source=str(meta_path))
-        return SavedGenerator(generator, encoder, dict(meta["hyperparameters"]), dict(meta["provenance"]), load_file(str(weights_path)))
+        return SavedGenerator(
+            generator, encoder, dict(meta["hyperparameters"]), dict(meta["provenance"]), load_file(str(weights_path)), dict(meta.get("state", {})),
+        )
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError, SchemaError, SafetensorError) as exc:
         raise GeneratorError(f"{directory}: cannot load the saved {generator} generator ({exc})") from exc
