@@ -5,7 +5,14 @@ PostgreSQL, and a failing helper must fail the batch loudly."""
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,10 +23,12 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from flute.fhir.source import ImportUnit, SourceEntry
+from flute.hub.home import LOCK_FILE
 from flute.hub.models import BatchStatus, ImportBatch, PatientRecord, ProvenanceRecord, QuarantineRecord, StoredResource, StudyRowRecord
 from flute.hub.node import Hub, init_hub, open_hub
-from flute.hub.pipeline import DERIVE_RANGES, TWO_PROCESSES_MIN_BYTES, HelperFailed, chunks_of, usable_cores, worth_two_processes
+from flute.hub.pipeline import DERIVE_RANGES, TWO_PROCESSES_MIN_BYTES, HelperFailed, chunks_of, large_input, worth_two_processes
 
+from . import test_hub_crash as crash
 from .hub_inputs import find, patient_resources, write_bundle, write_ndjson
 
 CHUNK = 9  # small chunks: many transactions, deferred entries, ranges with few patients
@@ -131,8 +140,8 @@ def test_two_processes_only_for_large_input(tmp_path: Path) -> None:
     small.write_bytes(b"{}\n")
     large = tmp_path / "large.ndjson"
     large.write_bytes(b" " * TWO_PROCESSES_MIN_BYTES)
+    assert not large_input([small]) and large_input([small, large])
     assert not worth_two_processes([small])
-    assert worth_two_processes([small, large]) == (usable_cores() >= 2)
 
 
 @given(st.lists(st.integers(min_value=0, max_value=5), max_size=60), st.integers(min_value=1, max_value=12), st.none() | st.integers(min_value=1, max_value=12))
@@ -145,3 +154,50 @@ def test_chunks_keep_every_unit_in_order_and_ramp_up_to_the_limit(sizes: list[in
         counted = [max(1, len(unit.entries)) for unit in chunk]
         assert sum(counted) >= limit > sum(counted[:-1])
         limit = min(2 * limit, max_entries)
+
+
+_IMPORT_ON_TWO_PROCESSES = (
+    "import sys; from pathlib import Path; from flute.hub.node import open_hub\n"
+    "with open_hub(Path(sys.argv[1])) as hub:\n"
+    "    hub.import_paths([Path(p) for p in sys.argv[2:]], chunk_entries=100, two_processes=True)\n"
+)
+
+
+@pytest.mark.slow
+def test_importer_killed_midway_takes_its_helper_along_and_the_store_stays_consistent(tmp_path: Path) -> None:
+    paths = crash._inputs(tmp_path / "input")
+    total = crash.NDJSON_PATIENTS * len(patient_resources("x")) + sum(len(crash._tx_resources(k)) for k in range(crash.TRANSACTION_PATIENTS))
+    home = tmp_path / "hub"
+    init_hub(home, "crash")
+    importer = subprocess.Popen([sys.executable, "-c", _IMPORT_ON_TWO_PROCESSES, str(home), *map(str, paths)], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with sqlite3.connect(home / "hub.sqlite3", timeout=30) as connection:
+                row = connection.execute("SELECT read_count FROM import_batch WHERE status = 'running'").fetchone()
+            if row and row[0] >= total // 3:
+                break
+            assert importer.poll() is None, importer.stderr.read() if importer.stderr else ""
+            time.sleep(0.02)
+        else:
+            pytest.fail("the import made no progress within 120 s")
+        assert importer.poll() is None, "the import finished before the kill; make the input larger"
+        os.kill(importer.pid, signal.SIGKILL)
+    finally:
+        importer.wait(timeout=30)
+    # The helper inherited the import lock; it is free again only once the helper is gone too.
+    with open(home / LOCK_FILE, "a+") as lock:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "the helper outlived its importer"
+                time.sleep(0.05)
+        fcntl.flock(lock, fcntl.LOCK_UN)
+    crash._check_invariants(home / "hub.sqlite3")
+    with open_hub(home) as hub:
+        resumed = hub.import_paths(paths, chunk_entries=100, two_processes=True)
+    assert resumed.status == BatchStatus.COMPLETED and resumed.quarantined == 0
+    crash._check_invariants(home / "hub.sqlite3")

@@ -50,7 +50,7 @@ class Hub:
     ) -> BatchReport:
         """Import FHIR files and directories of them (Bundles, NDJSON) read by
         `flute.fhir.readers` (F-PIL-5). `two_processes`: read and validate in a helper process
-        (`flute.hub.pipeline`); by default when the input is large and a second core is free."""
+        (`flute.hub.pipeline`); by default when the input is large and a second core is idle."""
         from flute.fhir.readers import iter_units
         from flute.hub.pipeline import worth_two_processes
 
