@@ -7,8 +7,9 @@ meet every condition; saved as safetensors + JSON (`persist`). torch is imported
 model trains, loads or samples, so registering is free.
 
 Hyperparameters (flat, all optional): the `FitSchedule` fields (rounds, local_steps, batch_size,
-learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the `GanArchitecture`
-fields (hidden, depth, noise, temperature, unconditional_share, condition_weight).
+learning_rate, server_learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the `GanArchitecture`
+fields (hidden, depth, noise, temperature, unconditional_share, condition_weight,
+dropout).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 
 NAME = "gan"
 #: The training schedule the GAN defaults to (sized for a few thousand rows over 2-5 hubs).
-DEFAULT_SCHEDULE = FitSchedule(rounds=30, local_steps=40, batch_size=128, learning_rate=1e-3)
+DEFAULT_SCHEDULE = FitSchedule(rounds=600, local_steps=2, batch_size=128, learning_rate=0.05, server_learning_rate=1e-3)
 #: Rows per network batch while sampling (bounds memory; large enough to vectorise well).
 SAMPLING_CHUNK = 100_000
 

@@ -43,6 +43,7 @@ class GanArchitecture:
     temperature: float = 0.2
     unconditional_share: float = 0.5
     condition_weight: float = 1.0
+    dropout: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "noise"):
@@ -53,6 +54,8 @@ class GanArchitecture:
             raise ValueError(f"temperature must be a finite number > 0, got {self.temperature!r}")
         if not 0 <= self.unconditional_share <= 1:
             raise ValueError(f"unconditional_share must lie in [0, 1], got {self.unconditional_share!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout!r}")
         if not (np.isfinite(self.condition_weight) and self.condition_weight >= 0):
             raise ValueError(f"condition_weight must be a finite number >= 0, got {self.condition_weight!r}")
 
@@ -70,7 +73,7 @@ class ConditionalGan(nn.Module):
         conditions = layout.width - self.numeric
         hidden = [architecture.hidden] * architecture.depth
         self.generator = mlp([architecture.noise + conditions, *hidden, layout.width])
-        self.discriminator = mlp([layout.width + conditions, *hidden, 1], activation=_LeakyReLU)
+        self.discriminator = _discriminator(layout.width + conditions, architecture)
 
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         condition, chosen = self._training_conditions(rows)
@@ -113,11 +116,13 @@ class ConditionalGan(nn.Module):
         return loss
 
 
-class _LeakyReLU(nn.LeakyReLU):
-    """LeakyReLU with CTGAN's slope 0.2 (a class, as `mlp` takes activation classes)."""
-
-    def __init__(self) -> None:
-        super().__init__(0.2)
+def _discriminator(inputs: int, architecture: GanArchitecture) -> nn.Sequential:
+    """CTGAN's discriminator: Linear, LeakyReLU(0.2), Dropout per hidden layer (dropout keeps it
+    from memorising a small table, which would also pull the generator towards the records)."""
+    layers: list[nn.Module] = []
+    for size in [inputs] + [architecture.hidden] * (architecture.depth - 1):
+        layers += [nn.Linear(size, architecture.hidden), nn.LeakyReLU(0.2), nn.Dropout(architecture.dropout)]
+    return nn.Sequential(*layers, nn.Linear(architecture.hidden, 1))
 
 
 def _frozen_forward(network: nn.Sequential, inputs: torch.Tensor) -> torch.Tensor:
@@ -125,7 +130,12 @@ def _frozen_forward(network: nn.Sequential, inputs: torch.Tensor) -> torch.Tenso
     gradient, and no per-record hook, reaches the discriminator from the generator's loss)."""
     out = inputs
     for layer in network:
-        out = nn.functional.linear(out, layer.weight.detach(), layer.bias.detach()) if isinstance(layer, nn.Linear) else layer(out)
+        if isinstance(layer, nn.Linear):
+            out = nn.functional.linear(out, layer.weight.detach(), layer.bias.detach())
+        elif isinstance(layer, nn.Dropout):
+            out = nn.functional.dropout(out, layer.p, network.training)
+        else:
+            out = layer(out)
     return out
 
 

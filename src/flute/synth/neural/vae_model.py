@@ -7,7 +7,8 @@ normalisation: skewed PSA and volume become Gaussian), then one-hot blocks. An M
 the mean and log-variance of a Gaussian latent; an MLP decoder gives, per numeric score, the mean
 of a Gaussian of fixed standard deviation `numeric_sigma` (squared error weighted 1 / 2 sigma^2),
 and per block the logits of a categorical (cross-entropy). The per-row loss is the negative ELBO:
-reconstruction + KL(q(z|x) || N(0, I)). Sampling decodes z ~ N(0, I): numeric means as they are,
+reconstruction + `kl_weight` x KL(q(z|x) || N(0, I)) (below 1: the latent keeps more of
+each row, so dependences between columns survive better, at some cost in closeness to records). Sampling decodes z ~ N(0, I): numeric means as they are,
 each block drawn from its softmax (`layers.drawn_rows`).
 """
 
@@ -30,7 +31,8 @@ class VaeArchitecture:
     hidden: int = 128
     depth: int = 2
     latent: int = 16
-    numeric_sigma: float = 0.2
+    numeric_sigma: float = 0.5
+    kl_weight: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("hidden", "depth", "latent"):
@@ -39,6 +41,8 @@ class VaeArchitecture:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not (np.isfinite(self.numeric_sigma) and self.numeric_sigma > 0):
             raise ValueError(f"numeric_sigma must be a finite number > 0, got {self.numeric_sigma!r}")
+        if not (np.isfinite(self.kl_weight) and self.kl_weight > 0):
+            raise ValueError(f"kl_weight must be a finite number > 0, got {self.kl_weight!r}")
 
 
 class TabularVae(nn.Module):
@@ -56,7 +60,7 @@ class TabularVae(nn.Module):
     def forward(self, rows: torch.Tensor) -> torch.Tensor:
         mean, log_variance = self.encoder(rows).chunk(2, dim=1)
         latent = mean + torch.randn_like(mean) * torch.exp(0.5 * log_variance)
-        return reconstruction_loss(self.decoder(latent), rows, self.layout, self.architecture.numeric_sigma) + kl_to_standard_normal(mean, log_variance)
+        return reconstruction_loss(self.decoder(latent), rows, self.layout, self.architecture.numeric_sigma) + self.architecture.kl_weight * kl_to_standard_normal(mean, log_variance)
 
     @torch.no_grad()
     def generate(self, rows: int, rng: np.random.Generator) -> np.ndarray:
