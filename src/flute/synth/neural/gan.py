@@ -1,116 +1,47 @@
 """The conditional tabular GAN as the `GeneratorPlugin` named "gan" (F-HUF-13, F-IMSD-13/15/17):
 CTGAN-like (`gan_model`: conditional vector with training-by-sampling over the encoder's one-hot
-blocks), trained federatedly with FedAvg/FedProx, secure aggregation and, with an epsilon,
-record-level DP-SGD charged to every metered hub first (`federated_fit`); a condition that fixes a
-category conditions the generator, and guided rejection (`rejection`) keeps exactly the rows that
-meet every condition; saved as safetensors + JSON (`persist`). torch is imported only when a
-model trains, loads or samples, so registering is free.
+blocks), trained federatedly (FedAvg/FedProx rounds with a server Adam step, secure aggregation
+and, with an epsilon, record-level DP-SGD charged to every metered hub first: `federated_fit`);
+numeric outputs marginally calibrated; a condition that fixes a category conditions the
+generator and guided rejection keeps exactly the rows that meet every condition; saved as
+safetensors + JSON - all through `latent_generator`.
 
 Hyperparameters (flat, all optional): the `FitSchedule` fields (rounds, local_steps, batch_size,
-learning_rate, server_learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the `GanArchitecture`
-fields (hidden, depth, noise, temperature, unconditional_share, condition_weight,
-dropout).
+learning_rate, server_learning_rate, proximal_mu, max_grad_norm, encoder_share, dp_cells) and the
+`GanArchitecture` fields (hidden, depth, noise, temperature, unconditional_share,
+condition_weight, dropout).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from flute.synth.conditions import Condition
-from flute.synth.federated import SynthHub
-from flute.synth.generators import GeneratorError, TrainSettings, register
-from flute.synth.marginal import SampleResult
-from flute.synth.neural.encoding import Guidance, TabularEncoder
-from flute.synth.neural.federated_fit import FitSchedule, fit_neural
-from flute.synth.neural.hyperparameters import default_hyperparameters, typed_hyperparameters
-from flute.synth.neural.persist import load_generator, save_generator
-from flute.synth.neural.rejection import sample_exactly
-from flute.synth.schema import TableSchema
+from flute.synth.generators import register
+from flute.synth.neural.federated_fit import FitSchedule
+from flute.synth.neural.latent_generator import LatentModelKind, LatentPlugin
 
 if TYPE_CHECKING:
-    import pandas as pd
+    from flute.synth.neural.encoding import EncodedLayout
+    from flute.synth.neural.gan_model import ConditionalGan
 
-    from flute.synth.neural.gan_model import ConditionalGan, GanArchitecture
-
-NAME = "gan"
-#: The training schedule the GAN defaults to (sized for a few thousand rows over 2-5 hubs).
+#: Many short rounds (each hub may hold one centre only; long local runs drift to it).
 DEFAULT_SCHEDULE = FitSchedule(rounds=600, local_steps=2, batch_size=128, learning_rate=0.05, server_learning_rate=1e-3)
-#: Rows per network batch while sampling (bounds memory; large enough to vectorise well).
-SAMPLING_CHUNK = 100_000
 
 
-class GanGenerator:
-    """A trained conditional GAN (the `FittedGenerator` protocol)."""
+def _architecture() -> type:
+    from flute.synth.neural.gan_model import GanArchitecture
 
-    def __init__(self, encoder: TabularEncoder, model: ConditionalGan, hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any]) -> None:
-        self.encoder = encoder
-        self.model = model.eval()
-        self.hyperparameters = dict(hyperparameters)
-        self._provenance = dict(provenance)
-
-    @property
-    def schema(self) -> TableSchema:
-        return self.encoder.schema
-
-    @property
-    def provenance(self) -> Mapping[str, Any]:
-        return self._provenance
-
-    def sample(self, rows: int, rng: np.random.Generator, conditions: Sequence[Condition] = ()) -> SampleResult:
-        return sample_exactly(self.encoder, self._draw, rows, rng, conditions)
-
-    def save(self, directory: Path) -> None:
-        save_generator(directory, generator=NAME, weights=self.model.state_dict(), encoder=self.encoder, hyperparameters=self.hyperparameters, provenance=self._provenance)
-
-    def _draw(self, rows: int, rng: np.random.Generator, guidance: Guidance) -> pd.DataFrame:
-        from flute.synth.neural.runtime import torch_module
-
-        torch_module()
-        chunks = [self.model.generate(min(SAMPLING_CHUNK, rows - start), rng, guidance) for start in range(0, rows, SAMPLING_CHUNK)]
-        return self.encoder.decode(np.concatenate(chunks))
+    return GanArchitecture
 
 
-class GanPlugin:
-    name = NAME
-    description = "CTGAN-like conditional GAN (training-by-sampling over categorical blocks); FedAvg/FedProx with secure aggregation and DP-SGD"
+def _build(layout: EncodedLayout, architecture: Any) -> ConditionalGan:
+    from flute.synth.neural.gan_model import ConditionalGan
 
-    def default_hyperparameters(self) -> dict[str, Any]:
-        from flute.synth.neural.gan_model import GanArchitecture
-
-        return default_hyperparameters(DEFAULT_SCHEDULE, GanArchitecture())
-
-    def train(self, hubs: Sequence[SynthHub], schema: TableSchema, settings: TrainSettings) -> GanGenerator:
-        from flute.synth.neural.gan_model import ConditionalGan, gan_loss
-
-        schedule, architecture = self._typed(settings.hyperparameters)
-        settings.progress(0.0, f"training a conditional GAN over {len(hubs)} hub(s)")
-        fit = fit_neural(hubs, schema, settings, schedule, lambda layout: ConditionalGan(layout, architecture), lambda layout: gan_loss, generator_name=NAME)
-        hyperparameters = asdict(schedule) | asdict(architecture)
-        return GanGenerator(fit.encoder, fit.model, hyperparameters, fit.provenance | {"hyperparameters": hyperparameters})
-
-    def load(self, directory: Path) -> GanGenerator:
-        from flute.synth.neural.gan_model import ConditionalGan
-
-        saved = load_generator(directory, NAME)
-        _, architecture = self._typed(saved.hyperparameters)
-        model = ConditionalGan(saved.encoder.layout, architecture)
-        try:
-            model.load_state_dict(saved.weights, strict=True)
-        except RuntimeError as exc:
-            raise GeneratorError(f"{directory}: the saved weights do not fit the GAN architecture {architecture} ({exc})") from exc
-        return GanGenerator(saved.encoder, model, saved.hyperparameters, saved.provenance)
-
-    def _typed(self, values: Mapping[str, Any]) -> tuple[FitSchedule, GanArchitecture]:
-        from flute.synth.neural.gan_model import GanArchitecture
-
-        known = self.default_hyperparameters()
-        merged = known | dict(values)
-        return typed_hyperparameters(merged, FitSchedule, known, NAME), typed_hyperparameters(merged, GanArchitecture, known, NAME)
+    return ConditionalGan(layout, architecture)
 
 
-PLUGIN = register(GanPlugin())
+KIND = LatentModelKind(
+    "gan", "CTGAN-like conditional GAN (training-by-sampling over categorical blocks); FedAvg/FedProx with secure aggregation and DP-SGD",
+    DEFAULT_SCHEDULE, _architecture, _build,
+)
+PLUGIN = register(LatentPlugin(KIND))

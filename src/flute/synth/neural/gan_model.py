@@ -138,7 +138,3 @@ def _frozen_forward(network: nn.Sequential, inputs: torch.Tensor) -> torch.Tenso
             out = layer(out)
     return out
 
-
-def gan_loss(module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """The `LocalLoss` of `federated_fit`: the batch mean of the per-row GAN loss."""
-    return module(batch).mean()

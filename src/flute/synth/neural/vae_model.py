@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from flute.synth.neural.encoding import EncodedLayout
+from flute.synth.neural.encoding import EncodedLayout, Guidance
 from flute.synth.neural.layers import block_slices, drawn_rows, mlp, seeded_normal
 
 
@@ -47,7 +47,7 @@ class VaeArchitecture:
 
 class TabularVae(nn.Module):
     """forward(rows) = the per-row negative ELBO (what `federated_fit` averages and Opacus
-    differentiates per record); `generate(rows, rng)` = decoded logits of prior draws."""
+    differentiates per record); `generate` = decoded logits of prior draws."""
 
     def __init__(self, layout: EncodedLayout, architecture: VaeArchitecture) -> None:
         super().__init__()
@@ -63,7 +63,8 @@ class TabularVae(nn.Module):
         return reconstruction_loss(self.decoder(latent), rows, self.layout, self.architecture.numeric_sigma) + self.architecture.kl_weight * kl_to_standard_normal(mean, log_variance)
 
     @torch.no_grad()
-    def generate(self, rows: int, rng: np.random.Generator) -> np.ndarray:
+    def generate(self, rows: int, rng: np.random.Generator, guidance: Guidance) -> np.ndarray:
+        del guidance  # no conditional input: the rejection sampler checks every row
         raw = self.decoder(seeded_normal(rows, self.architecture.latent, rng)).double().numpy()
         return drawn_rows(raw, self.layout, rng)
 
@@ -80,7 +81,3 @@ def reconstruction_loss(raw: torch.Tensor, rows: torch.Tensor, layout: EncodedLa
 def kl_to_standard_normal(mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
     return -0.5 * (1 + log_variance - mean**2 - torch.exp(log_variance)).sum(dim=1)
 
-
-def vae_loss(module: nn.Module, batch: torch.Tensor) -> torch.Tensor:
-    """The `LocalLoss` of `federated_fit`: the batch mean of the per-row negative ELBO."""
-    return module(batch).mean()
