@@ -1,7 +1,9 @@
 """`flute demo`: the main job on the embedded default - three simulated hospitals, end to end.
 
-Simulate -> ingest into three hub stores -> run the csPCa study federated (the same path as
-`flute study run`) -> print the validation table and write the HTML report.
+Simulate -> ingest into three hub stores -> choose the model family by federated cross-validation
+-> run the chosen csPCa study federated (the same path as `flute study run`) -> print the
+validation table (the model beside PI-RADS alone and the BCN-style reference), write the HTML
+report and package the model as a signed artifact.
 """
 
 from __future__ import annotations
@@ -18,13 +20,13 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the cohort simulator.")] = 0,
 ) -> None:
     """Run the main job end to end: three simulated pilot hospitals, each with its own hub store,
-    a federated csPCa study across them, its validation report (DIR/report.html) and the signed
-    model artifact (DIR/model)."""
+    federated model selection over the model zoo, the chosen model's federated csPCa study, its
+    validation report (DIR/report.html) and the signed model artifact (DIR/model)."""
     from rich.console import Console
     from rich.table import Table
 
     from flute.cli import study_cmd
-    from flute.demo import package_demo_model, prepare_hubs
+    from flute.demo import SELECTION_FILE, choose_study, package_demo_model, prepare_hubs
 
     console = Console()
     started = time.perf_counter()
@@ -48,9 +50,19 @@ def demo(
     for hub in prepared.hubs:
         reasons = ", ".join(f"{rule} x{count}" for rule, count in sorted(hub.quarantined_by_rule.items())) or "none"
         console.print(f"  quarantined at {hub.site}: {reasons}")
-    console.print(f"study spec: {prepared.spec_path}")
+    homes = [hub.home for hub in prepared.hubs]
+    with console.status("model selection") as status:
+        study = choose_study(out, homes, on_step=lambda step: status.update(step))
+    selection = Table(title="Model selection: pooled 5-fold federated cross-validation (same folds for every model)")
+    for column in ("model", "AUROC", "net benefit at 15 %"):
+        selection.add_column(column, justify="left" if column == "model" else "right")
+    for score in study.selection.scores:
+        chosen = " (chosen)" if score.candidate == study.selection.best else ""
+        selection.add_row(f"{score.candidate.model['name']}{chosen}", f"{score.auroc:.4f}", f"{score.net_benefit:.4f}")
+    console.print(selection)
+    console.print(f"study spec: {study.spec_path}; selection: {out / SELECTION_FILE}")
 
-    study_cmd.run(prepared.spec_path, [hub.home for hub in prepared.hubs], out=out, checkpoint=None)
+    study_cmd.run(study.spec_path, homes, out=out, checkpoint=None)
     model = package_demo_model(out)
     console.print(f"signed model artifact: {model.artifact} (check it: flute model verify {model.artifact} --trust {model.public_key})")
     console.print(f"demo finished in {time.perf_counter() - started:.0f} s; report: {out / 'report.html'}")
