@@ -136,7 +136,7 @@ def dp_mlp_descent(
 ) -> LocalFit:
     """Hub-side DP-SGD step (F-HUF-7, URS-6/7/8): `epochs * dp.steps_per_epoch` noisy steps.
     Per-row gradients come from Opacus (`GradSampleModule`); sampling and noise come from
-    `noise` (a ChaCha20 stream, `flute.privacy.dp.mechanisms`), not torch's seeded generator.
+    `noise` (a ChaCha20 stream, `flute.privacy.dp.secure_dp_sgd`), not torch's seeded generator.
     The noisy gradient sum is divided by the expected batch (sampling_rate x weight total); the
     penalty and proximal gradients depend on no record and are added exactly. The returned
     vector is post-processing of the DP-SGD run; `loss_total` is NaN (an exact loss would be a
@@ -144,13 +144,15 @@ def dp_mlp_descent(
     import torch
     from opacus import GradSampleModule
 
+    from flute.privacy.dp.secure_dp_sgd import gaussian_like, poisson_mask
+
     local = _LocalProblem(global_vector, inputs, labels, class_weights, params, proximal_mu)
     sampled = GradSampleModule(local.network, loss_reduction="sum")
     parameters = list(local.network.parameters())
     expected_batch = dp.sampling_rate * local.weight_total
     n_rows = local.inputs.shape[0]
     for _ in range(epochs * dp.steps_per_epoch):
-        batch = torch.as_tensor(noise.uniform_open(n_rows) < dp.sampling_rate)
+        batch = poisson_mask(noise, n_rows, dp.sampling_rate)
         for parameter in parameters:
             parameter.grad, parameter.grad_sample = None, None  # type: ignore[attr-defined]
         summed = [torch.zeros_like(parameter) for parameter in parameters]
@@ -167,9 +169,8 @@ def dp_mlp_descent(
             summed = list(torch.split(clipped, [p.numel() for p in parameters]))
         with torch.no_grad():
             for parameter, total in zip(parameters, summed):
-                shape = tuple(parameter.shape)
-                noisy = total.reshape(shape) + torch.as_tensor(dp.noise_multiplier * dp.max_grad_norm * noise.standard_normal(shape))
-                parameter.grad = noisy / expected_batch
+                clipped_sum = total.reshape(parameter.shape)
+                parameter.grad = (clipped_sum + gaussian_like(noise, clipped_sum, dp.noise_multiplier * dp.max_grad_norm)) / expected_batch
         penalty_gradients = torch.autograd.grad(local.penalty(), parameters, allow_unused=True)
         with torch.no_grad():
             for parameter, extra in zip(parameters, penalty_gradients):

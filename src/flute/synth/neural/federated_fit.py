@@ -19,7 +19,8 @@ One training (`fit_neural`):
    updates are the pooled gradient and the shares come out right (53 %).
    FedProx (`proximal_mu > 0`) pulls the local weights towards the global ones after every step
    (w -= lr * mu * (w - w_global)): a function of the weights only, so it costs no privacy.
-4. Under DP every hub trains with Opacus DP-SGD: Poisson sampling at rate 1 / ceil(n / batch),
+4. Under DP every hub trains with DP-SGD (Opacus' per-record gradients and clipping; sampling and
+   noise from the hub's `NoiseSource`): Poisson sampling at rate 1 / ceil(n / batch),
    per-record gradients clipped to `max_grad_norm`, Gaussian noise with the multiplier calibrated
    by the PLD accountant (`flute.privacy.dp.accounting`) so that its `rounds x local_steps` steps
    are (epsilon_sgd, delta_sgd)-DP for one record of that hub. Hubs hold disjoint records, so each
@@ -33,10 +34,11 @@ released (the encoder histograms onwards) its DP charge is committed, not refund
 Model contract (shared by every neural generator): `build_model(layout) -> torch.nn.Module` and
 `build_loss(layout) -> loss`, with `loss(module, batch) -> scalar` the MEAN over the batch rows of a per-row loss, computed only
 through `module(...)` (its forward) so Opacus' per-record gradient hooks see every use of a
-parameter. Deterministic for a given `settings.seed` (model init, batches, DP noise). The DP-SGD
-noise comes from torch's seeded generator (Opacus `secure_mode=False`: reproducible, but not a
-cryptographically secure source; Opacus' secure mode needs torchcsprng, not installed here),
-unlike the histogram noise, which uses `NoiseSource.secure`.
+parameter. `settings.seed` fixes the model init, the non-DP batches and any randomness inside the
+model. Everything DP - the histogram noise, each hub's Poisson sampling and its DP-SGD noise - comes
+from `noise` (one `NoiseSource` per hub and release; `NoiseSource.secure` by default, a ChaCha20
+stream keyed from the OS CSPRNG, `flute.privacy.dp.secure_dp_sgd`), not from torch's seeded
+generator: a DP training repeats only with a deterministic test source.
 
 API: `FitSchedule`, `PrivacyPlan`, `plan_privacy(...)`, `NeuralFit`, `fit_neural(...)`.
 """
@@ -117,6 +119,15 @@ class PrivacyPlan:
 
 
 @dataclass(frozen=True)
+class _HubDpSgd:
+    """One hub's DP-SGD: its calibrated noise multiplier and its own noise stream (sampling and
+    noise), used for all its local steps of the training."""
+
+    noise_multiplier: float
+    noise: NoiseSource
+
+
+@dataclass(frozen=True)
 class NeuralFit:
     """The outcome of `fit_neural`: the encoder, the final global model and its provenance."""
 
@@ -181,7 +192,8 @@ def fit_neural(
         torch.manual_seed(seed)
         model = build_model(encoder.layout)
         try:
-            _federated_rounds(model, data, schedule, build_loss(encoder.layout), settings, run, seed, privacy.noise_multipliers if privacy else None)
+            hub_dp = None if privacy is None else [_HubDpSgd(multiplier, noise()) for multiplier in privacy.noise_multipliers]
+            _federated_rounds(model, data, schedule, build_loss(encoder.layout), settings, run, seed, hub_dp)
         except TrainingCancelled as exc:  # releases happened: the charge stands
             cancelled = exc
     if cancelled is not None:
@@ -207,10 +219,10 @@ def fit_neural(
 
 def _federated_rounds(
     model: torch.nn.Module, data: Sequence[torch.Tensor], schedule: FitSchedule, loss: LocalLoss, settings: TrainSettings,
-    run: str, seed: int, noise_multipliers: Sequence[float] | None,
+    run: str, seed: int, hub_dp: Sequence[_HubDpSgd] | None,
 ) -> None:
     torch = torch_module()
-    weights = [1.0 if noise_multipliers is not None else float(len(rows)) for rows in data]
+    weights = [1.0 if hub_dp is not None else float(len(rows)) for rows in data]
     server = torch.optim.Adam(model.parameters(), lr=schedule.server_learning_rate)
     replica = copy.deepcopy(model)  # reused by every non-DP local update (a deep copy per update is slow)
     for round_index in range(schedule.rounds):
@@ -218,8 +230,8 @@ def _federated_rounds(
         for hub_index, rows in enumerate(data):
             settings.check_cancelled()
             local_seed = int(np.random.SeedSequence([seed, round_index, hub_index]).generate_state(1)[0])
-            multiplier = None if noise_multipliers is None else noise_multipliers[hub_index]
-            update = _local_update(model, replica, rows, schedule, loss, multiplier, local_seed, settings)
+            dp = None if hub_dp is None else hub_dp[hub_index]
+            update = _local_update(model, replica, rows, schedule, loss, dp, local_seed, settings)
             updates[hub_index + 1] = np.append(update * weights[hub_index], weights[hub_index])
         total = _secure_sum(updates, f"{run}/round-{round_index}")
         _server_step(model, server, -total[:-1] / total[-1])
@@ -240,23 +252,23 @@ def _server_step(model: torch.nn.Module, server: torch.optim.Optimizer, pseudo_g
 
 def _local_update(
     model: torch.nn.Module, replica: torch.nn.Module, rows: torch.Tensor, schedule: FitSchedule, loss: LocalLoss,
-    noise_multiplier: float | None, seed: int, settings: TrainSettings,
+    dp: _HubDpSgd | None, seed: int, settings: TrainSettings,
 ) -> np.ndarray:
     """One hub's weight update (local - global, flattened) after its local steps, trained on
     `replica` set to the global weights (under DP on a fresh copy: Opacus hooks into it)."""
     torch = torch_module()
     torch.manual_seed(seed)
-    local = copy.deepcopy(model) if noise_multiplier is not None else replica
+    local = copy.deepcopy(model) if dp is not None else replica
     if local is replica:
         with torch.no_grad():
             for target, source in zip(local.parameters(), model.parameters()):
                 target.copy_(source)
     start = [p.detach().clone() for p in local.parameters()]
     optimizer = torch.optim.SGD(local.parameters(), lr=schedule.learning_rate)
-    if noise_multiplier is None:
+    if dp is None:
         forward, batches = local, _shuffled_batches(rows, min(schedule.batch_size, len(rows)), seed)
     else:
-        forward, optimizer, batches = _private_training(local, optimizer, rows, schedule, noise_multiplier, seed)
+        forward, optimizer, batches = _private_training(local, optimizer, rows, schedule, dp)
     for _ in range(schedule.local_steps):
         settings.check_cancelled()
         batch = next(batches)
@@ -284,28 +296,26 @@ def _shuffled_batches(rows: torch.Tensor, batch_size: int, seed: int) -> Iterato
 
 
 def _private_training(
-    local: torch.nn.Module, optimizer: torch.optim.Optimizer, rows: torch.Tensor, schedule: FitSchedule, noise_multiplier: float, seed: int,
+    local: torch.nn.Module, optimizer: torch.optim.Optimizer, rows: torch.Tensor, schedule: FitSchedule, dp: _HubDpSgd,
 ) -> tuple[torch.nn.Module, torch.optim.Optimizer, Iterator[torch.Tensor]]:
-    """Opacus DP-SGD around `local`: the module to call forward on (per-record gradient hooks),
-    the DP optimiser (clipping + noise) and endless Poisson-sampled batches."""
-    torch = torch_module()
-    from opacus import PrivacyEngine
-    from torch.utils.data import DataLoader, TensorDataset
+    """DP-SGD around `local`: the module to call forward on (Opacus' per-record gradient hooks),
+    the DP optimiser (clipping + noise from `dp.noise`) and endless Poisson-sampled batches (from
+    `dp.noise`) at the rate `plan_privacy` accounted for. What Opacus' `make_private` sets up,
+    minus its torch-generator sampler and noise."""
+    from opacus import GradSampleModule
+    from opacus.validators import ModuleValidator
 
-    loader = DataLoader(TensorDataset(rows), batch_size=min(schedule.batch_size, len(rows)), generator=torch.Generator().manual_seed(seed))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # Opacus' notes on secure RNG and optimiser wrapping
-        private, private_optimizer, private_loader = PrivacyEngine().make_private(
-            module=local, optimizer=optimizer, data_loader=loader, noise_multiplier=noise_multiplier,
-            max_grad_norm=schedule.max_grad_norm, poisson_sampling=True,
-        )
+    from flute.privacy.dp.secure_dp_sgd import noise_source_optimizer, poisson_batches
 
-    def endless() -> Iterator[torch.Tensor]:
-        while True:
-            for (batch,) in private_loader:
-                yield batch
-
-    return private, private_optimizer, endless()
+    ModuleValidator.validate(local, strict=True)
+    rate = sampling_rate(len(rows), schedule.batch_size)
+    private = GradSampleModule(local, batch_first=True, loss_reduction="mean")
+    private.forbid_grad_accumulation()
+    private_optimizer = noise_source_optimizer(
+        optimizer, noise=dp.noise, noise_multiplier=dp.noise_multiplier, max_grad_norm=schedule.max_grad_norm,
+        expected_batch_size=int(len(rows) * rate),
+    )
+    return private, private_optimizer, poisson_batches(rows, rate, dp.noise)
 
 
 def _secure_sum(updates: dict[int, np.ndarray], round_id: str) -> np.ndarray:
