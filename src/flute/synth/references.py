@@ -26,8 +26,9 @@ from flute.synth.schema import TableSchema
 if TYPE_CHECKING:
     import pandas as pd
 
-#: TVAE epochs: SDV's default, 300, trains on ~1,000 PI-CAI rows in about 110 CPU seconds (one
-#: core); 100 epochs took a third of that but left TVAE far from converged (TSTR LR 0.74 vs 0.86).
+#: TVAE epochs: SDV's default, 300, trains on ~1,000 PI-CAI rows in about 25 s on one torch
+#: thread (2 threads on the busy 2-core host: 110 CPU s); 100 epochs left it far from converged
+#: (TSTR LR 0.74 vs 0.86).
 TVAE_EPOCHS = 300
 MST_DELTA = 1e-6
 #: SDV 2.0 takes and returns single tables as {name: frame}.
