@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from flute.synth.neural.encoding import EncodedLayout
     from flute.synth.neural.gan_model import ConditionalGan
 
-#: Many short rounds (each hub may hold one centre only; long local runs drift to it).
+#: Many short rounds (each hub may hold one centre only; long local runs drift to it). Measured on
+#: PI-CAI (3 centres as 3 hubs, non-DP, seed 0): TSTR (LR) 0.72 against 0.87 train-on-real,
+#: SDMetrics quality 0.85, MIA AUC 0.49, DCR ratio 1.03 - well short of the VAE's utility.
 DEFAULT_SCHEDULE = FitSchedule(rounds=600, local_steps=2, batch_size=128, learning_rate=0.05, server_learning_rate=1e-3)
 
 

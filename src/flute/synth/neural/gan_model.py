@@ -37,11 +37,11 @@ from flute.synth.neural.layers import block_slices, drawn_rows, mlp, seeded_norm
 class GanArchitecture:
     """Sizes of the two networks and the shape of the conditional training."""
 
-    hidden: int = 128
+    hidden: int = 256
     depth: int = 2
     noise: int = 32
     temperature: float = 0.2
-    unconditional_share: float = 0.5
+    unconditional_share: float = 0.8
     condition_weight: float = 1.0
     dropout: float = 0.5
 
