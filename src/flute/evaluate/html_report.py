@@ -6,11 +6,10 @@ opened offline in a hospital network - the usual fate of validation reports.
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from flute.evaluate.figures import EmbeddedFigure, embedded_png
 from flute.evaluate.plots import calibration_png, decision_curve_png, roc_png
 from flute.evaluate.report import ValidationReport
 from flute.evaluate.tables import report_tables
@@ -18,24 +17,12 @@ from flute.evaluate.tables import report_tables
 TEMPLATE_NAME = "report.html"
 
 
-@dataclass(frozen=True)
-class EmbeddedFigure:
-    """A figure ready for an <img src="data:..."> tag."""
-
-    title: str
-    data_uri: str
-
-
-def _embed(title: str, png: bytes) -> EmbeddedFigure:
-    return EmbeddedFigure(title, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
-
-
 def report_figures(report: ValidationReport) -> tuple[EmbeddedFigure, ...]:
     """ROC curves (sites + pooled), calibration plots (per site + pooled) and decision curves."""
     return (
-        _embed("ROC curves per hospital and pooled", roc_png(report.sites, report.pooled)),
-        _embed("Calibration per hospital and pooled", calibration_png((*report.sites, report.pooled))),
-        _embed("Decision curves", decision_curve_png(report)),
+        embedded_png("ROC curves per hospital and pooled", roc_png(report.sites, report.pooled)),
+        embedded_png("Calibration per hospital and pooled", calibration_png((*report.sites, report.pooled))),
+        embedded_png("Decision curves", decision_curve_png(report)),
     )
 
 

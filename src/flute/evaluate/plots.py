@@ -6,34 +6,18 @@ backend or figure state is touched); matplotlib is imported only when a figure i
 
 from __future__ import annotations
 
-import io
-from typing import TYPE_CHECKING, Sequence
+from typing import Sequence
 
 from flute.evaluate.discrimination import roc_curve
+from flute.evaluate.figures import new_figure, png_bytes
 from flute.evaluate.report import NamedResult, ValidationReport
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
 
-
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 def roc_png(sites: Sequence[NamedResult], pooled: NamedResult) -> bytes:
     """ROC curves of every site and (bold) of the pooled patients on one axis."""
-    figure = _new_figure(5.5, 5.0)
+    figure = new_figure(5.5, 5.0)
     axis = figure.add_subplot()
     for result, width in (*((site, 1.2) for site in sites), (pooled, 2.5)):
         curve = roc_curve(result.summary)
@@ -42,12 +26,12 @@ def roc_png(sites: Sequence[NamedResult], pooled: NamedResult) -> bytes:
     axis.plot([0, 1], [0, 1], linestyle=":", color="grey")
     axis.set(xlabel="1 - specificity", ylabel="Sensitivity", xlim=(0, 1), ylim=(0, 1), title="ROC curves")
     axis.legend(loc="lower right", fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def calibration_png(results: Sequence[NamedResult]) -> bytes:
     """One calibration plot per result: observed vs predicted risk by group, with Wilson CIs."""
-    figure = _new_figure(4.0 * len(results), 4.2)
+    figure = new_figure(4.0 * len(results), 4.2)
     axes = figure.subplots(1, len(results), squeeze=False)[0]
     for axis, result in zip(axes, results):
         groups = result.metrics.calibration_curve
@@ -64,12 +48,12 @@ def calibration_png(results: Sequence[NamedResult]) -> bytes:
         )
         axis.set(xlabel="Predicted risk", ylabel="Observed csPCa rate", xlim=(0, 1), ylim=(0, 1),
                  title=f"{result.name}\n{subtitle}")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def decision_curve_png(report: ValidationReport) -> bytes:
     """Net benefit of the model, comparators, biopsy-all and biopsy-none over the thresholds."""
-    figure = _new_figure(6.0, 4.5)
+    figure = new_figure(6.0, 4.5)
     axis = figure.add_subplot()
     curve = report.pooled.metrics.decision_curve
     thresholds = [100 * p.threshold for p in curve]
@@ -82,4 +66,4 @@ def decision_curve_png(report: ValidationReport) -> bytes:
     axis.set(xlabel="Risk threshold for biopsy (%)", ylabel="Net benefit", ylim=(low, None),
              title="Decision curves (pooled patients)")
     axis.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)

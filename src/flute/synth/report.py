@@ -11,8 +11,6 @@ report is built where the evaluation runs (where the real rows are); only figure
 
 from __future__ import annotations
 
-import base64
-import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -20,22 +18,16 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flute.evaluate.figures import EmbeddedFigure, embedded_png, new_figure, png_bytes
 from flute.synth.evaluate import Evaluation, _correlations, _embed
 from flute.synth.schema import TableSchema
 
 if TYPE_CHECKING:
     import pandas as pd
-    from matplotlib.figure import Figure
 
 TEMPLATE_NAME = "report.html"
 REAL_COLOUR, SYNTHETIC_COLOUR = "#4c72b0", "#dd8452"
 HISTOGRAM_BINS = 30
-
-
-@dataclass(frozen=True)
-class EmbeddedFigure:
-    title: str
-    data_uri: str
 
 
 @dataclass(frozen=True)
@@ -81,10 +73,10 @@ def report_tables(report: ReportInput) -> tuple[ReportTable, ...]:
 
 def report_figures(report: ReportInput) -> tuple[EmbeddedFigure, ...]:
     return (
-        _embed_png("Per-column distributions: real (train) vs synthetic", distributions_png(report.schema, report.train, report.synthetic)),
-        _embed_png("Absolute difference of the Spearman correlations, real vs synthetic", correlation_difference_png(report.schema, report.train, report.synthetic)),
-        _embed_png("Utility: AUROC on the real holdout, trained on synthetic (TSTR) vs on real (TRTR)", utility_png(report.evaluation)),
-        _embed_png("Distance to the closest record: synthetic rows to train vs holdout records", dcr_png(report.schema, report.synthetic, report.train, report.holdout)),
+        embedded_png("Per-column distributions: real (train) vs synthetic", distributions_png(report.schema, report.train, report.synthetic)),
+        embedded_png("Absolute difference of the Spearman correlations, real vs synthetic", correlation_difference_png(report.schema, report.train, report.synthetic)),
+        embedded_png("Utility: AUROC on the real holdout, trained on synthetic (TSTR) vs on real (TRTR)", utility_png(report.evaluation)),
+        embedded_png("Distance to the closest record: synthetic rows to train vs holdout records", dcr_png(report.schema, report.synthetic, report.train, report.holdout)),
     )
 
 
@@ -92,7 +84,7 @@ def distributions_png(schema: TableSchema, real: pd.DataFrame, synthetic: pd.Dat
     columns = schema.columns
     width = min(4, len(columns))
     rows = -(-len(columns) // width)
-    figure = _new_figure(3.4 * width, 2.8 * rows)
+    figure = new_figure(3.4 * width, 2.8 * rows)
     axes = figure.subplots(rows, width, squeeze=False).ravel()
     for axis, column in zip(axes, columns):
         if column.kind.numeric:
@@ -113,12 +105,12 @@ def distributions_png(schema: TableSchema, real: pd.DataFrame, synthetic: pd.Dat
     for axis in axes[len(columns):]:
         axis.set_visible(False)
     axes[0].legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def correlation_difference_png(schema: TableSchema, real: pd.DataFrame, synthetic: pd.DataFrame) -> bytes:
     difference = np.abs(_correlations(schema, real) - _correlations(schema, synthetic))
-    figure = _new_figure(6.0, 5.0)
+    figure = new_figure(6.0, 5.0)
     axis = figure.add_subplot()
     image = axis.imshow(difference, vmin=0.0, vmax=1.0, cmap="Reds")
     ticks = np.arange(len(schema.names))
@@ -128,12 +120,12 @@ def correlation_difference_png(schema: TableSchema, real: pd.DataFrame, syntheti
         if not np.isnan(value):
             axis.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize="x-small")
     figure.colorbar(image, ax=axis, label="|real - synthetic|")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def utility_png(evaluation: Evaluation) -> bytes:
     utility = evaluation.utility
-    figure = _new_figure(5.0, 3.6)
+    figure = new_figure(5.0, 3.6)
     axis = figure.add_subplot()
     positions = np.arange(2)
     axis.bar(positions - 0.2, [utility.tstr_lr, utility.tstr_gb], width=0.4, color=SYNTHETIC_COLOUR, label="trained on synthetic (TSTR)")
@@ -142,7 +134,7 @@ def utility_png(evaluation: Evaluation) -> bytes:
     axis.set_xticks(positions, ["logistic regression", "gradient boosting"])
     axis.set(ylim=(0.0, 1.0), ylabel="AUROC on the real holdout")
     axis.legend(fontsize="small", loc="lower right")
-    return _png(figure)
+    return png_bytes(figure)
 
 
 def dcr_png(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, *, seed: int = 0) -> bytes:
@@ -153,33 +145,16 @@ def dcr_png(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, h
     same_size = np.random.default_rng(seed).choice(len(members), size=min(len(members), len(outsiders)), replace=False)
     to_train = NearestNeighbors(n_neighbors=1).fit(members[same_size]).kneighbors(synth)[0][:, 0]
     to_holdout = NearestNeighbors(n_neighbors=1).fit(outsiders).kneighbors(synth)[0][:, 0]
-    figure = _new_figure(5.5, 3.6)
+    figure = new_figure(5.5, 3.6)
     axis = figure.add_subplot()
     edges = np.histogram_bin_edges(np.r_[to_train, to_holdout], bins=HISTOGRAM_BINS)
     axis.hist(to_train, bins=edges, alpha=0.55, color=REAL_COLOUR, label=f"to train (median {np.median(to_train):.2f})")
     axis.hist(to_holdout, bins=edges, alpha=0.55, color="#55a868", label=f"to holdout (median {np.median(to_holdout):.2f})")
     axis.set(xlabel="distance to the closest real record (standardised)", ylabel="synthetic rows")
     axis.legend(fontsize="small")
-    return _png(figure)
+    return png_bytes(figure)
 
 
-def _new_figure(width: float, height: float) -> Figure:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _png(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
-
-
-def _embed_png(title: str, png: bytes) -> EmbeddedFigure:
-    return EmbeddedFigure(title, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
 
 
 def _numbers(series: pd.Series) -> np.ndarray:
