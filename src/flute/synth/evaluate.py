@@ -77,13 +77,13 @@ def fidelity(schema: TableSchema, synthetic: pd.DataFrame, real: pd.DataFrame) -
     distances = {}
     for column in schema.columns:
         if column.kind.numeric:
-            a, b = _numbers(real[column.name]), _numbers(synthetic[column.name])
+            a, b = numeric_values(real[column.name]), numeric_values(synthetic[column.name])
             distances[column.name] = float(ks_2samp(a[~np.isnan(a)], b[~np.isnan(b)]).statistic)
         else:
             p = real[column.name].astype("string").fillna("<missing>").value_counts(normalize=True)
             q = synthetic[column.name].astype("string").fillna("<missing>").value_counts(normalize=True)
             distances[column.name] = float(0.5 * p.subtract(q, fill_value=0.0).abs().sum())
-    difference = np.abs(_correlations(schema, real) - _correlations(schema, synthetic))
+    difference = np.abs(correlation_matrix(schema, real) - correlation_matrix(schema, synthetic))
     upper = np.triu_indices(len(schema.columns), 1)
     return Fidelity(distances, float(np.mean(list(distances.values()))), float(np.nanmean(difference[upper])), sdmetrics_quality(schema, synthetic, real))
 
@@ -116,7 +116,7 @@ def _sdmetrics_frame(schema: TableSchema, frame: pd.DataFrame) -> pd.DataFrame:
     values: dict[str, object] = {}
     for column in schema.columns:
         if column.kind.numeric:
-            values[column.name] = _numbers(frame[column.name])
+            values[column.name] = numeric_values(frame[column.name])
         else:
             labels = np.asarray(column.labels(), dtype=object)
             values[column.name] = labels[column.encode(frame[column.name].to_numpy(dtype=object))]
@@ -142,15 +142,13 @@ def augmented_auroc(schema: TableSchema, synthetic: pd.DataFrame, train: pd.Data
 
 
 def privacy(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, *, seed: int = 0) -> Privacy:
-    """DCR in the standardised feature space (see `_embed`); the attack scores each real record
+    """DCR in the standardised feature space (see `standardised_embedding`); the attack scores each real record
     by minus its distance to the nearest synthetic row."""
     from sklearn.metrics import roc_auc_score
     from sklearn.neighbors import NearestNeighbors
 
-    synth, members, outsiders = (_embed(schema, frame, train) for frame in (synthetic, train, holdout))
-    same_size = np.random.default_rng(seed).choice(len(members), size=min(len(members), len(outsiders)), replace=False)
-    to_train = NearestNeighbors(n_neighbors=1).fit(members[same_size]).kneighbors(synth)[0][:, 0]
-    to_holdout = NearestNeighbors(n_neighbors=1).fit(outsiders).kneighbors(synth)[0][:, 0]
+    synth, members, outsiders = (standardised_embedding(schema, frame, train) for frame in (synthetic, train, holdout))
+    to_train, to_holdout = closest_record_distances(schema, synthetic, train, holdout, seed=seed)
     nearest = NearestNeighbors(n_neighbors=1).fit(synth)
     score = -np.concatenate([nearest.kneighbors(members)[0][:, 0], nearest.kneighbors(outsiders)[0][:, 0]])
     truth = np.r_[np.ones(len(members)), np.zeros(len(outsiders))]
@@ -161,6 +159,20 @@ def privacy(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, h
     return Privacy(ratio, float(roc_auc_score(truth, score)), int(copies))
 
 
+def closest_record_distances(
+    schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, *, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each synthetic row's distance to its closest train record and to its closest holdout
+    record (train subsampled to the holdout's size, so the two medians compare like with like)."""
+    from sklearn.neighbors import NearestNeighbors
+
+    synth, members, outsiders = (standardised_embedding(schema, frame, train) for frame in (synthetic, train, holdout))
+    same_size = np.random.default_rng(seed).choice(len(members), size=min(len(members), len(outsiders)), replace=False)
+    to_train = NearestNeighbors(n_neighbors=1).fit(members[same_size]).kneighbors(synth)[0][:, 0]
+    to_holdout = NearestNeighbors(n_neighbors=1).fit(outsiders).kneighbors(synth)[0][:, 0]
+    return to_train, to_holdout
+
+
 def _auroc(schema: TableSchema, features: Sequence[str], fit_on: pd.DataFrame, test_on: pd.DataFrame, target: str, kind: str, seed: int) -> float:
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.impute import SimpleImputer
@@ -169,13 +181,13 @@ def _auroc(schema: TableSchema, features: Sequence[str], fit_on: pd.DataFrame, t
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    labels = _numbers(fit_on[target])
+    labels = numeric_values(fit_on[target])
     if len(np.unique(labels[~np.isnan(labels)])) < 2:
         return 0.5  # a single-class training set predicts nothing
     classifier = LogisticRegression(max_iter=1000) if kind == "lr" else GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=seed)
     model = make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), classifier)
     model.fit(_design(schema, features, fit_on), labels.astype(int))
-    return float(roc_auc_score(_numbers(test_on[target]).astype(int), model.predict_proba(_design(schema, features, test_on))[:, 1]))
+    return float(roc_auc_score(numeric_values(test_on[target]).astype(int), model.predict_proba(_design(schema, features, test_on))[:, 1]))
 
 
 def _design(schema: TableSchema, features: Sequence[str], frame: pd.DataFrame) -> np.ndarray:
@@ -184,7 +196,7 @@ def _design(schema: TableSchema, features: Sequence[str], frame: pd.DataFrame) -
     for name in features:
         column = schema.column(name)
         if column.kind.numeric or column.kind is ColumnKind.FLAG:
-            values = _numbers(frame[name])
+            values = numeric_values(frame[name])
             blocks.append(np.log(np.clip(values, 0.1, None)) if name in LOG_COLUMNS else values)
         else:
             codes = column.encode(frame[name].to_numpy(dtype=object))
@@ -192,7 +204,7 @@ def _design(schema: TableSchema, features: Sequence[str], frame: pd.DataFrame) -
     return np.column_stack(blocks)
 
 
-def _embed(schema: TableSchema, frame: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
+def standardised_embedding(schema: TableSchema, frame: pd.DataFrame, reference: pd.DataFrame) -> np.ndarray:
     """Every column standardised on the real train rows (missing -> the reference median)."""
     design = _design(schema, schema.names, frame)
     base = _design(schema, schema.names, reference)
@@ -201,14 +213,14 @@ def _embed(schema: TableSchema, frame: pd.DataFrame, reference: pd.DataFrame) ->
     return (design - median) / np.where(std > 0, std, 1.0)
 
 
-def _correlations(schema: TableSchema, frame: pd.DataFrame) -> np.ndarray:
+def correlation_matrix(schema: TableSchema, frame: pd.DataFrame) -> np.ndarray:
     """Spearman correlations: numeric values, categories as their codes, missing left out."""
     import pandas as pd
 
     values = {}
     for column in schema.columns:
         if column.kind.numeric:
-            values[column.name] = _numbers(frame[column.name])
+            values[column.name] = numeric_values(frame[column.name])
         else:
             codes = column.encode(frame[column.name].to_numpy(dtype=object)).astype(np.float64)
             if column.allow_missing:
@@ -217,5 +229,5 @@ def _correlations(schema: TableSchema, frame: pd.DataFrame) -> np.ndarray:
     return pd.DataFrame(values).corr(method="spearman").to_numpy()
 
 
-def _numbers(series: pd.Series) -> np.ndarray:
+def numeric_values(series: pd.Series) -> np.ndarray:
     return series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flute.evaluate.figures import EmbeddedFigure, embedded_png, new_figure, png_bytes
-from flute.synth.evaluate import Evaluation, _correlations, _embed
+from flute.synth.evaluate import Evaluation, closest_record_distances, correlation_matrix, numeric_values
 from flute.synth.schema import TableSchema
 
 if TYPE_CHECKING:
@@ -88,7 +88,7 @@ def distributions_png(schema: TableSchema, real: pd.DataFrame, synthetic: pd.Dat
     axes = figure.subplots(rows, width, squeeze=False).ravel()
     for axis, column in zip(axes, columns):
         if column.kind.numeric:
-            a, b = _numbers(real[column.name]), _numbers(synthetic[column.name])
+            a, b = numeric_values(real[column.name]), numeric_values(synthetic[column.name])
             a, b = a[~np.isnan(a)], b[~np.isnan(b)]
             edges = np.histogram_bin_edges(np.r_[a, b], bins=HISTOGRAM_BINS)
             axis.hist(a, bins=edges, density=True, alpha=0.55, color=REAL_COLOUR, label="real")
@@ -109,7 +109,7 @@ def distributions_png(schema: TableSchema, real: pd.DataFrame, synthetic: pd.Dat
 
 
 def correlation_difference_png(schema: TableSchema, real: pd.DataFrame, synthetic: pd.DataFrame) -> bytes:
-    difference = np.abs(_correlations(schema, real) - _correlations(schema, synthetic))
+    difference = np.abs(correlation_matrix(schema, real) - correlation_matrix(schema, synthetic))
     figure = new_figure(6.0, 5.0)
     axis = figure.add_subplot()
     image = axis.imshow(difference, vmin=0.0, vmax=1.0, cmap="Reds")
@@ -139,12 +139,7 @@ def utility_png(evaluation: Evaluation) -> bytes:
 
 def dcr_png(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, holdout: pd.DataFrame, *, seed: int = 0) -> bytes:
     """The distances behind `Privacy.dcr_ratio`: train subsampled to the holdout's size."""
-    from sklearn.neighbors import NearestNeighbors
-
-    synth, members, outsiders = (_embed(schema, frame, train) for frame in (synthetic, train, holdout))
-    same_size = np.random.default_rng(seed).choice(len(members), size=min(len(members), len(outsiders)), replace=False)
-    to_train = NearestNeighbors(n_neighbors=1).fit(members[same_size]).kneighbors(synth)[0][:, 0]
-    to_holdout = NearestNeighbors(n_neighbors=1).fit(outsiders).kneighbors(synth)[0][:, 0]
+    to_train, to_holdout = closest_record_distances(schema, synthetic, train, holdout, seed=seed)
     figure = new_figure(5.5, 3.6)
     axis = figure.add_subplot()
     edges = np.histogram_bin_edges(np.r_[to_train, to_holdout], bins=HISTOGRAM_BINS)
@@ -155,10 +150,6 @@ def dcr_png(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, h
     return png_bytes(figure)
 
 
-
-
-def _numbers(series: pd.Series) -> np.ndarray:
-    return series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
 def _text(value: object) -> str:
