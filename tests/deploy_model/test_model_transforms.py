@@ -5,6 +5,7 @@ F-STD-10). A model that scores differently anywhere along this path would be a d
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from flute.cohort.table import StudyTable
 from flute.cohort.variables import PIRADS, VARIABLE_NAMES
 from flute.deploy.artifact import ScoringModel, load_verified
 from flute.deploy.cql import render_cql
+from flute.deploy.errors import ManifestInvalid
 from flute.deploy.keys import KeyPairFiles, load_signing_key, load_trusted_keys
 from flute.deploy.scoring import score_units
 from flute.engine.apps import client_app, server_app
@@ -24,7 +26,7 @@ from flute.engine.sources import InMemorySource
 from flute.engine.spec import StudySpec
 from flute.fhir.readers import iter_units
 
-from .conftest import LOG_COLUMNS, S1, Trained
+from .conftest import LOG_COLUMNS, S1, Trained, resign_manifest
 from .test_model_cql import formula_from_cql
 from .test_score_fhir import S1_ROW
 
@@ -106,6 +108,25 @@ def test_cql_of_a_categorical_pirads_model_gives_the_models_risk(packaged: Scori
         row = S1_ROW.copy()
         row[0, VARIABLE_NAMES.index(PIRADS)] = level
         np.testing.assert_allclose(formula.risk(row), packaged.predict(row), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("categories", "reason"),
+    [
+        ({PIRADS: [1, 2, 3]}, "preprocessing.means has 10 values for 8 model inputs"),
+        ({"gleason": [1, 2]}, "preprocessing.categories names ['gleason'], which are not features"),
+        ({"psa": [1, 2, 3, 4, 5]}, "['psa'] are both log-transformed and categorical"),
+    ],
+)
+def test_a_manifest_whose_categories_do_not_fit_its_inputs_is_refused(
+    packaged: ScoringModel, publisher: KeyPairFiles, trust_dir: Path, tmp_path: Path, categories: dict[str, list[int]], reason: str
+) -> None:
+    assert packaged.source is not None
+    path = Path(shutil.copytree(packaged.source, tmp_path / "model"))
+    resign_manifest(path, lambda document: document["preprocessing"].update(categories=categories), publisher)
+    with pytest.raises(ManifestInvalid) as refused:
+        load_verified(path, load_trusted_keys(trust_dir))
+    assert any(reason in r for r in refused.value.reasons), refused.value.reasons
 
 
 def test_a_pirads_value_outside_its_levels_is_refused_not_counted_as_reference(packaged: ScoringModel) -> None:
