@@ -239,8 +239,9 @@ def test_reference_reads_exactly_the_variables_the_spec_requires() -> None:
 
 @pytest.mark.slow
 def test_on_the_simulated_pilot_cohort_the_federated_model_beats_both_on_auroc_and_ties_the_reference_on_net_benefit() -> None:
-    """At demo scale (seed 0), federated logistic regression: within 0.001 AUROC of the best zoo
-    model (the MLP, which `benchmarks/simulated_pilot.py` and `flute demo` select) and 25x faster
+    """At demo scale (seed 0), federated logistic regression (PI-RADS as categories): within 0.001
+    AUROC of the best zoo model (the linear SVM, which `benchmarks/simulated_pilot.py` and
+    `flute demo` select) and much faster
     to train. Each site's outcomes follow its own evidence-anchored true model
     (`flute.cohort.risk_model`: PSA density, site-specific PI-RADS reading and DRE), so the
     BCN-style reference is a transported published model, not the data-generating one. The model

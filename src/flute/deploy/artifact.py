@@ -48,7 +48,7 @@ from flute.deploy.manifest import (
 )
 from flute.deploy.model_card import render_model_card
 from flute.deploy.signing import Signature, sign_manifest, verify_manifest
-from flute.learn.preprocess import Standardiser, log_transform
+from flute.learn.preprocess import Standardiser, design_matrix
 
 
 class MissingFeatures(ValueError):
@@ -74,10 +74,10 @@ class ScoringModel:
     def inputs(self, features: np.ndarray) -> np.ndarray:
         """Model inputs from raw features (columns in `columns` order, NaN = missing)."""
         prep = self.manifest.preprocessing
-        logged = log_transform(features, self.columns, prep.log_transform)
+        logged = design_matrix(features, self.columns, prep.log_transform, prep.categories)
         missing = np.isnan(logged)
         if missing.any() and not prep.impute_missing:
-            columns = [self.columns[i] for i in np.flatnonzero(missing.any(axis=0))]
+            columns = [self.manifest.model_inputs[i] for i in np.flatnonzero(missing.any(axis=0))]
             raise MissingFeatures(f"values of {columns} are missing and model {self.manifest.model.model_id} does not allow imputation")
         imputed = np.where(missing, np.asarray(prep.imputation), logged)
         return (imputed - np.asarray(prep.means)) / np.asarray(prep.scales)
@@ -113,7 +113,7 @@ def package_model(
     """
     family, packed = family_of_model(model, model_type)
     tensors = packed.tensors
-    n_features = len(standardiser.columns)
+    n_features = len(standardiser.inputs)
     expected = family.tensor_shapes(n_features, packed.architecture)
     actual = {name: tuple(array.shape) for name, array in tensors.items()}
     if actual != expected:
@@ -131,6 +131,7 @@ def package_model(
         features=feature_schema(standardiser.columns),
         preprocessing=PreprocessingManifest(
             log_transform=standardiser.log_columns,
+            categories=standardiser.levels,
             means=means,
             scales=tuple(float(v) for v in standardiser.scales),
             imputation=means,
@@ -169,7 +170,7 @@ def load_verified(path: Path, trusted_keys: TrustedKeys) -> ScoringModel:
     manifest = validate_manifest_document(document, f"{source}/{MANIFEST_FILE}")
     family = family_of_type(manifest.model.model_type)
     contents = _verified_files(path, manifest.files)
-    n_features, architecture = len(manifest.features), manifest.model.architecture
+    n_features, architecture = len(manifest.model_inputs), manifest.model.architecture
     tensors = _read_tensors(contents[WEIGHTS_FILE], manifest, family.tensor_shapes(n_features, architecture), source)
     return ScoringModel(manifest, family.predictor(tensors, architecture, n_features), path)
 
@@ -201,7 +202,7 @@ def _read_tensors(data: bytes, manifest: Manifest, expected: Mapping[str, tuple[
 
     declared = {tensor.name: tensor.shape for tensor in manifest.tensors}
     if declared != dict(expected):
-        raise ArtifactError(f"{source}: the manifest declares tensors {declared}, but a {manifest.model.model_type} model with {len(manifest.features)} features has {dict(expected)}")
+        raise ArtifactError(f"{source}: the manifest declares tensors {declared}, but a {manifest.model.model_type} model with {len(manifest.model_inputs)} inputs has {dict(expected)}")
     try:
         tensors = safetensors.numpy.load(data)
     except SafetensorError as exc:

@@ -3,8 +3,8 @@
 The CQL reads the 7 StudyVariables from FHIR the way the hubs' extraction does (index biopsy =
 latest completed PR-Biopsy; latest final PSA / volume / PI-RADS on or before it; DRE suspicious
 if any completed DRE says so; family history from VS-PCa), applies the inclusion rule, then the
-model's exact preprocessing (natural log, imputation when the manifest allows it, standardisation)
-and the logistic formula. Both the CQL numbers and the Python-side evaluation come from one
+model's exact preprocessing (natural log, category indicators, imputation when the manifest allows
+it, standardisation) and the logistic formula. Both the CQL numbers and the Python-side evaluation come from one
 `LinearRiskFormula`, written with every digit of each float64 (shortest round-trip form), so the
 text holds exactly the model's parameters.
 
@@ -28,6 +28,7 @@ from flute.cohort.variables import AGE, BIOPSY_TYPE, DRE, FAMILY_HISTORY, PIRADS
 from flute.deploy.artifact import ScoringModel
 from flute.deploy.families import LOGISTIC_REGRESSION, LogisticPredictor
 from flute.fhir import terminology as t
+from flute.learn.preprocess import indicator_name
 
 LIBRARY_TYPE_SYSTEM: Final = "http://terminology.hl7.org/CodeSystem/library-type"
 LIBRARY_URL_BASE: Final = "urn:flute:library:"
@@ -39,11 +40,16 @@ class NotExpressibleInCql(ValueError):
 
 @dataclass(frozen=True)
 class LinearTerm:
-    """coefficient * (x' - mean) / scale, where x' = ln(x) when `log`, else x, and a missing x'
-    becomes `imputation` (None: stays missing, so the risk is null)."""
+    """coefficient * (x' - mean) / scale for model input `name`, read from raw feature `variable`
+    (column `column`): x' = ln(x) when `log`; x' = 1 if x equals `level` else 0 for a category
+    indicator (missing x: missing x'); else x. A missing x' becomes `imputation` (None: stays
+    missing, so the risk is null)."""
 
     name: str
+    variable: str
+    column: int
     log: bool
+    level: float | None
     mean: float
     scale: float
     coefficient: float
@@ -58,8 +64,11 @@ class LinearRiskFormula:
     def risk(self, features: np.ndarray) -> np.ndarray:
         """P(csPCa) for raw feature rows (term order), evaluated exactly as the CQL states it."""
         linear = np.full(features.shape[0], self.intercept)
-        for column, term in enumerate(self.terms):
-            value = np.log(features[:, column]) if term.log else features[:, column]
+        for term in self.terms:
+            raw = features[:, term.column]
+            value = np.log(raw) if term.log else raw
+            if term.level is not None:
+                value = np.where(np.isnan(raw), np.nan, (raw == term.level).astype(np.float64))
             if term.imputation is not None:
                 value = np.where(np.isnan(value), term.imputation, value)
             linear = linear + term.coefficient * ((value - term.mean) / term.scale)
@@ -70,16 +79,24 @@ def linear_formula(model: ScoringModel) -> LinearRiskFormula:
     if model.manifest.model.model_type != LOGISTIC_REGRESSION or not isinstance(model.predictor, LogisticPredictor):
         raise NotExpressibleInCql(f"model type {model.manifest.model.model_type!r} cannot be exported as CQL; only {LOGISTIC_REGRESSION!r} can")
     prep = model.manifest.preprocessing
+    sources = [
+        (column, variable, level)
+        for column, variable in enumerate(model.columns)
+        for level in (prep.categories[variable][1:] if variable in prep.categories else (None,))
+    ]
     terms = tuple(
         LinearTerm(
-            name=name,
-            log=name in prep.log_transform,
+            name=variable if level is None else indicator_name(variable, level),
+            variable=variable,
+            column=column,
+            log=variable in prep.log_transform,
+            level=level,
             mean=prep.means[i],
             scale=prep.scales[i],
             coefficient=float(model.predictor.coefficients[i]),
             imputation=prep.imputation[i] if prep.impute_missing else None,
         )
-        for i, name in enumerate(model.columns)
+        for i, (column, variable, level) in enumerate(sources)
     )
     return LinearRiskFormula(model.predictor.intercept, terms)
 
@@ -198,7 +215,10 @@ def render_cql(model: ScoringModel) -> str:
     )
     inputs = []
     for term in formula.terms:
-        value = f'Ln("{term.name}")' if term.log else f'"{term.name}"'
+        value = f'Ln("{term.variable}")' if term.log else f'"{term.variable}"'
+        if term.level is not None:
+            value = f'if "{term.variable}" is null then null else if "{term.variable}" = {term.level:g} then 1.0 else 0.0'
+            value = f"({value})"
         if term.imputation is not None:
             value = f"Coalesce({value}, {cql_decimal(term.imputation)})"
         inputs.append(f'define "{term.name} input":\n  ({value} - ({cql_decimal(term.mean)})) / {cql_decimal(term.scale)}\n')

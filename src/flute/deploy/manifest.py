@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 
 from flute.cohort.variables import VARIABLE_NAMES
 from flute.deploy.errors import ManifestInvalid, UnknownFormat
+from flute.learn.preprocess import design_columns
 
 ARTIFACT_FORMAT: Final = "flute-model-artifact"
 FORMAT_VERSION: Final = 1
@@ -96,10 +97,15 @@ class FeatureSpec(_Strict):
 
 
 class PreprocessingManifest(_Strict):
-    """Raw features -> model inputs: natural log of `log_transform` columns, then a missing value
-    becomes `imputation` (on the logged scale; only when `impute_missing`), then (x - mean)/scale."""
+    """Raw features -> model inputs: natural log of `log_transform` columns; each feature named in
+    `categories` becomes one 0/1 indicator per listed level except the first (the reference
+    level), named 'feature=level', in level order (a missing value leaves them all missing); then
+    a missing input becomes `imputation` (on the transformed scale; only when `impute_missing`),
+    then (x - mean)/scale. `means`, `scales` and `imputation` run over these model inputs, in
+    feature order (`flute.learn.preprocess.design_columns`)."""
 
     log_transform: tuple[str, ...] = ()
+    categories: dict[str, tuple[float, ...]] = {}
     means: tuple[float, ...]
     scales: tuple[float, ...]
     imputation: tuple[float, ...]
@@ -182,12 +188,20 @@ class Manifest(_Strict):
         if len(set(names)) != len(names):
             problems.append(f"features list a variable more than once: {names}")
         prep = self.preprocessing
+        for option, listed in (("log_transform", prep.log_transform), ("categories", tuple(prep.categories))):
+            stray = [name for name in listed if name not in names]
+            if stray:
+                problems.append(f"preprocessing.{option} names {stray}, which are not features")
+        both = [name for name in prep.categories if name in prep.log_transform]
+        if both:
+            problems.append(f"preprocessing: {both} are both log-transformed and categorical; one transform per feature")
+        few_levels = [name for name, levels in prep.categories.items() if len(levels) < 2 or len(set(levels)) != len(levels)]
+        if few_levels:
+            problems.append(f"preprocessing.categories of {few_levels} need at least 2 distinct levels")
+        inputs = design_columns(names, prep.categories)
         for field, values in (("means", prep.means), ("scales", prep.scales), ("imputation", prep.imputation)):
-            if len(values) != len(names):
-                problems.append(f"preprocessing.{field} has {len(values)} values for {len(names)} features")
-        stray = [name for name in prep.log_transform if name not in names]
-        if stray:
-            problems.append(f"preprocessing.log_transform names {stray}, which are not features")
+            if len(values) != len(inputs):
+                problems.append(f"preprocessing.{field} has {len(values)} values for {len(inputs)} model inputs {list(inputs)}")
         tensor_names = [tensor.name for tensor in self.tensors]
         if len(set(tensor_names)) != len(tensor_names):
             problems.append(f"tensors list a name more than once: {tensor_names}")
@@ -205,6 +219,11 @@ class Manifest(_Strict):
     @property
     def feature_names(self) -> tuple[str, ...]:
         return tuple(feature.name for feature in self.features)
+
+    @property
+    def model_inputs(self) -> tuple[str, ...]:
+        """The model's input columns after the per-feature transforms (one weight each)."""
+        return design_columns(self.feature_names, self.preprocessing.categories)
 
 
 

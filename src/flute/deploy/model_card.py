@@ -14,6 +14,7 @@ def render_model_card(manifest: Manifest) -> str:
         f"| {f.name} | {f.unit or '-'} | {_range(f.minimum, f.maximum, f.allowed_values)} | {f.source} |" for f in manifest.features
     )
     logged = ", ".join(manifest.preprocessing.log_transform) or "none"
+    categorical = ", ".join(f"{name} (levels {', '.join(f'{v:g}' for v in levels)}; reference {levels[0]:g})" for name, levels in manifest.preprocessing.categories.items()) or "none"
     missing = (
         "imputed with the training means (declared in the manifest)"
         if manifest.preprocessing.impute_missing
@@ -40,7 +41,7 @@ above it means "biopsy recommended", below it "biopsy may be avoided".
 |---|---|---|---|
 {features}
 
-Log-transformed: {logged}. Missing values: {missing}.
+Log-transformed: {logged}. Category indicators: {categorical}. Missing values: {missing}.
 
 ## Population
 The pooled cohorts of the participating hubs (see provenance); patients outside the allowed

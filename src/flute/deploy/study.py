@@ -18,7 +18,6 @@ from flute.deploy.manifest import DEFAULT_THRESHOLD, PrivacyRecord, TrainingProv
 from flute.engine.result import StudyResult
 from flute.engine.spec import PetOptions, StudySpec
 from flute.evaluate.metrics import EvaluationMetrics
-from flute.learn.preprocess import Standardiser
 
 
 def package_study_result(
@@ -39,7 +38,7 @@ def package_study_result(
     if result.spec != spec:
         raise ValueError(f"the result is of study {result.spec.study_id!r} with another spec than the one given ({spec.study_id!r}); package it with the spec it ran")
     model = result.final_model
-    standardiser = Standardiser(model.columns, model.log_columns, model.preprocessing.means, model.preprocessing.scales)
+    standardiser = model.standardiser
     provenance = TrainingProvenance(
         study_id=spec.study_id,
         spec_sha256=spec_sha256(spec),

@@ -17,7 +17,7 @@ from flute.evaluate.summary import summarise_scores
 from flute.learn.clipped_gradient import clipped_gradient_rows as per_record_rows
 from flute.learn.folds import stratified_folds
 from flute.learn.logistic import LogisticObjective, local_gradient_descent, newton_sums, predict_probability
-from flute.learn.preprocess import Standardiser, column_sums, log_transform
+from flute.learn.preprocess import Standardiser, category_levels, column_sums, design_matrix
 
 
 class HubRefusal(RuntimeError):
@@ -45,24 +45,31 @@ def select_rows(table: StudyTable, rows: RowSelection) -> StudyTable:
 
 def summarise_columns(spec: StudySpec, table: StudyTable, ins: StatsIns, hub: str) -> StatsRes:
     selected = select_rows(table, ins.rows)
-    logged = log_transform(selected.features, selected.columns, spec.preprocessing.log_transform)
-    return StatsRes(hub, column_sums(logged), int(np.sum(selected.labels == 1)))
+    prep = spec.preprocessing
+    inputs = design_matrix(selected.features, selected.columns, prep.log_transform, category_levels(prep.categories))
+    return StatsRes(hub, column_sums(inputs), int(np.sum(selected.labels == 1)))
 
 
 def _model_inputs(spec: StudySpec, table: StudyTable, rows: RowSelection, preprocessing: Preprocessing) -> StudyTable:
-    if preprocessing.means.shape[0] != len(spec.cohort.variables):
-        raise HubRefusal(
-            f"preprocessing has {preprocessing.means.shape[0]} columns but the study has {len(spec.cohort.variables)} variables"
-        )
-    standardiser = Standardiser(spec.cohort.variables, spec.preprocessing.log_transform, preprocessing.means, preprocessing.scales)
+    standardiser = study_standardiser(spec, preprocessing)
     selected = select_rows(table, rows)
-    return StudyTable(selected.columns, standardiser.transform(selected.features), selected.labels)
+    return StudyTable(standardiser.inputs, standardiser.transform(selected.features), selected.labels)
+
+
+def study_standardiser(spec: StudySpec, preprocessing: Preprocessing) -> Standardiser:
+    """The study's transforms with the coordinator's means and scales, checked for their width."""
+    if preprocessing.means.shape[0] != len(spec.model_inputs):
+        raise HubRefusal(
+            f"preprocessing has {preprocessing.means.shape[0]} columns but the study has {len(spec.model_inputs)} model inputs"
+        )
+    prep = spec.preprocessing
+    return Standardiser(spec.cohort.variables, prep.log_transform, preprocessing.means, preprocessing.scales, prep.categories)
 
 
 def _objective(spec: StudySpec, ins: TrainIns) -> LogisticObjective:
     if spec.model.class_weight == "none" and ins.class_weights != (1.0, 1.0):
         raise HubRefusal(f"the spec has class_weight 'none' but the request carries class weights {ins.class_weights}")
-    expected = len(spec.cohort.variables) + 1
+    expected = len(spec.model_inputs) + 1
     if ins.weights.shape != (expected,):
         raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's model has {expected} weights")
     return LogisticObjective(l2=spec.model.l2, class_weights=ins.class_weights)
@@ -107,7 +114,7 @@ def objective_of(spec: StudySpec, ins: TrainIns) -> LogisticObjective:
 
 
 def score(spec: StudySpec, table: StudyTable, ins: EvalIns) -> EvalRes:
-    expected = len(spec.cohort.variables) + 1
+    expected = len(spec.model_inputs) + 1
     if ins.weights.shape != (expected,):
         raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's model has {expected} weights")
     data = _model_inputs(spec, table, ins.rows, ins.preprocessing)

@@ -59,7 +59,7 @@ def column_vector(spec: StudySpec, table: StudyTable, ins: StatsIns, announcemen
         rows = layout.rows(selected.features, selected.labels)
         return hub_privacy.noisy_sum(spec, rows, layout.sensitivity, len(announcement.members), precision=precision)
     result = hub_steps.summarise_columns(spec, table, ins, hub)
-    return ColumnSumsLayout(len(spec.cohort.variables)).encode(result.sums, result.n_positive)
+    return ColumnSumsLayout(len(spec.model_inputs)).encode(result.sums, result.n_positive)
 
 
 def newton_vector(spec: StudySpec, table: StudyTable, ins: TrainIns) -> np.ndarray:

@@ -69,6 +69,7 @@ class TrainedModel:
 
     columns: tuple[str, ...]
     log_columns: tuple[str, ...]
+    categories: tuple[str, ...]
     preprocessing: Preprocessing
     weights: np.ndarray
     rounds: int
@@ -76,13 +77,17 @@ class TrainedModel:
     trained_on: tuple[str, ...]
     model_name: str = "logistic_regression"
 
+    @property
+    def standardiser(self) -> Standardiser:
+        """Raw study variables -> this model's inputs (`columns` are the raw variables)."""
+        return Standardiser(self.columns, self.log_columns, self.preprocessing.means, self.preprocessing.scales, self.categories)
+
     def fitted(self) -> FittedModel:
-        return decode(self.model_name, self.weights, len(self.columns))
+        return decode(self.model_name, self.weights, len(self.standardiser.inputs))
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """P(csPCa) for raw features (columns in `columns` order, NaN = missing)."""
-        standardiser = Standardiser(self.columns, self.log_columns, self.preprocessing.means, self.preprocessing.scales)
-        return self.fitted().predict_risk(standardiser.transform(features))
+        return self.fitted().predict_risk(self.standardiser.transform(features))
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,7 @@ def _get_outcome(record: RecordDict, prefix: str, task: Task, spec: StudySpec) -
     model = TrainedModel(
         columns=spec.cohort.variables,
         log_columns=spec.preprocessing.log_transform,
+        categories=spec.preprocessing.categories,
         preprocessing=Preprocessing(arrays["means"].numpy(), arrays["scales"].numpy()),
         weights=arrays["weights"].numpy(),
         rounds=int(config["rounds"]),  # type: ignore[arg-type]

@@ -17,9 +17,10 @@ from typing import Annotated, Any, Literal, Union, get_args
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from flute.cohort.variables import PIRADS, VARIABLE_NAMES
+from flute.cohort.variables import PIRADS, VARIABLE_NAMES, VARIABLES_BY_NAME
 from flute.engine.model_specs import LOCAL_STEP_SPECS, TREE_SPECS, DecisionTreeSpec, GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec, TuningSpec
 from flute.evaluate.grid import ScoreGrid
+from flute.learn.preprocess import category_levels, design_columns
 
 SPEC_VERSION = 1
 
@@ -55,11 +56,35 @@ class CohortSpec(_Strict):
 
 
 class PreprocessingSpec(_Strict):
-    """Federated preprocessing: parameters come from additive sums over the hubs' rows."""
+    """Federated preprocessing: parameters come from additive sums over the hubs' rows.
+
+    Per-variable transforms (hub-local, from public information only, so no privacy cost):
+    `log_transform` takes the natural log (values must be > 0; missing stays missing until
+    imputation); `categories` expands a variable with IG-fixed codes (e.g. PI-RADS 1..5) into one
+    indicator per code except the first, the reference level (`flute.learn.preprocess`)."""
 
     standardise: bool = True
     impute: Literal["mean"] = "mean"
     log_transform: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    @field_validator("categories")
+    @classmethod
+    def _categorical_variables(cls, categories: tuple[str, ...]) -> tuple[str, ...]:
+        no_codes = [name for name in categories if len(VARIABLES_BY_NAME[name].codes if name in VARIABLES_BY_NAME else ()) < 2]
+        if no_codes:
+            coded = [v.name for v in VARIABLES_BY_NAME.values() if len(v.codes) >= 2]
+            raise ValueError(f"{no_codes} have no IG-fixed category codes and cannot be expanded into categories; categorical variables are {coded}")
+        if len(set(categories)) != len(categories):
+            raise ValueError(f"categories lists a variable more than once: {list(categories)}")
+        return categories
+
+    @model_validator(mode="after")
+    def _one_transform_per_variable(self) -> PreprocessingSpec:
+        both = [name for name in self.categories if name in self.log_transform]
+        if both:
+            raise ValueError(f"{both} are both log-transformed and categorical; choose one transform per variable")
+        return self
 
 
 class LogisticRegressionSpec(_Strict):
@@ -331,11 +356,22 @@ class StudySpec(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _log_columns_are_cohort_variables(self) -> StudySpec:
-        stray = [name for name in self.preprocessing.log_transform if name not in self.cohort.variables]
-        if stray:
-            raise ValueError(f"preprocessing.log_transform names {stray}, which are not in cohort.variables {list(self.cohort.variables)}")
+    def _transformed_columns_are_cohort_variables(self) -> StudySpec:
+        for option, names in (("log_transform", self.preprocessing.log_transform), ("categories", self.preprocessing.categories)):
+            stray = [name for name in names if name not in self.cohort.variables]
+            if stray:
+                raise ValueError(f"preprocessing.{option} names {stray}, which are not in cohort.variables {list(self.cohort.variables)}")
+        if self.preprocessing.categories and self.pets.dp is not None:
+            raise ValueError(
+                "preprocessing.categories is not yet supported with pets.mode 'secagg_dp' (the DP column sums bound raw variables, "
+                "not category indicators); remove the categories or the DP option"
+            )
         return self
+
+    @property
+    def model_inputs(self) -> tuple[str, ...]:
+        """The model's input columns after the per-variable transforms, in order."""
+        return design_columns(self.cohort.variables, category_levels(self.preprocessing.categories))
 
     @model_validator(mode="after")
     def _pets_fit_the_study(self) -> StudySpec:

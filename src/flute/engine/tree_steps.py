@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 
 from flute.cohort.table import StudyTable
-from flute.engine.hub_steps import HubRefusal, select_rows
+from flute.engine.hub_steps import HubRefusal, select_rows, study_standardiser
 from flute.engine.model_specs import GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec
 from flute.engine.records import EvalIns, EvalRes, FitRes, NewtonRes, Preprocessing, RowSelection, TrainIns
 from flute.engine.spec import FedProxSpec, StudySpec
@@ -26,7 +26,6 @@ from flute.learn.binning import FineGrid, QuantileBins, fine_histograms
 from flute.learn.logistic import LogisticObjective
 from flute.learn.mlp import DpSgd, dp_mlp_descent, local_mlp_descent, n_parameters
 from flute.learn.models import ModelFormatError, decode
-from flute.learn.preprocess import Standardiser
 from flute.learn.svm import local_svm_descent, platt_sums
 from flute.learn.tree import OpenNode
 from flute.learn.tree_models import TreeEnsemble, hub_class_histograms, hub_gradient_histograms
@@ -35,13 +34,11 @@ FINE_GRID = FineGrid()
 
 
 def model_inputs(spec: StudySpec, table: StudyTable, rows: RowSelection, preprocessing: Preprocessing) -> StudyTable:
-    """The selected rows as model inputs: log-transform, impute and standardise with the global
+    """The selected rows as model inputs: the study's transforms, impute and standardise with the global
     preprocessing, the same arithmetic as for logistic regression."""
-    if preprocessing.means.shape[0] != len(spec.cohort.variables):
-        raise HubRefusal(f"preprocessing has {preprocessing.means.shape[0]} columns but the study has {len(spec.cohort.variables)} variables")
-    standardiser = Standardiser(spec.cohort.variables, spec.preprocessing.log_transform, preprocessing.means, preprocessing.scales)
+    standardiser = study_standardiser(spec, preprocessing)
     selected = select_rows(table, rows)
-    return StudyTable(selected.columns, standardiser.transform(selected.features), selected.labels)
+    return StudyTable(standardiser.inputs, standardiser.transform(selected.features), selected.labels)
 
 
 def bootstrap_stream(hub: str) -> int:
@@ -56,7 +53,7 @@ def fine_counts(spec: StudySpec, table: StudyTable, ins: BinsIns) -> BinsRes:
 
 def _decode_trees(spec: StudySpec, vector: np.ndarray, what: str) -> TreeEnsemble:
     try:
-        model = decode(spec.model.name, vector, len(spec.cohort.variables))
+        model = decode(spec.model.name, vector, len(spec.model_inputs))
     except ModelFormatError as exc:
         raise HubRefusal(f"{what}: {exc}") from exc
     if not isinstance(model, TreeEnsemble):
@@ -74,7 +71,7 @@ def _check_histogram_request(spec: StudySpec, ins: HistIns) -> None:
         raise HubRefusal("the request's bootstrap settings differ from the study spec's model and seed")
     _check_class_weights(spec, ins.class_weights)
     max_bins = model.max_bins  # type: ignore[union-attr]
-    if len(ins.cuts) != len(spec.cohort.variables) or any(c.shape[0] > max_bins - 1 or np.any(np.diff(c) <= 0) for c in ins.cuts):
+    if len(ins.cuts) != len(spec.model_inputs) or any(c.shape[0] > max_bins - 1 or np.any(np.diff(c) <= 0) for c in ins.cuts):
         raise HubRefusal(f"bin cuts must be increasing, one set per study variable, at most {max_bins - 1} each")
 
 
@@ -109,7 +106,7 @@ def mlp_fit(spec: StudySpec, table: StudyTable, ins: TrainIns, dp: DpSgd | None 
     if not isinstance(spec.model, MlpSpec):
         raise HubRefusal(f"an MLP step was requested, but the study's model is {spec.model.name!r}")
     _check_class_weights(spec, ins.class_weights)
-    expected = n_parameters(len(spec.cohort.variables), spec.model.hidden_units)
+    expected = n_parameters(len(spec.model_inputs), spec.model.hidden_units)
     if ins.weights.shape != (expected,):
         raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's MLP has {expected} parameters")
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)
@@ -132,8 +129,8 @@ def _svm_spec(spec: StudySpec) -> LinearSvmSpec:
 def svm_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
     model = _svm_spec(spec)
     _check_class_weights(spec, ins.class_weights)
-    if ins.weights.shape != (len(spec.cohort.variables) + 1,):
-        raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's SVM has {len(spec.cohort.variables) + 1}")
+    if ins.weights.shape != (len(spec.model_inputs) + 1,):
+        raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's SVM has {len(spec.model_inputs) + 1}")
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)
     fit = local_svm_descent(
         ins.weights,
@@ -150,8 +147,8 @@ def svm_fit(spec: StudySpec, table: StudyTable, ins: TrainIns) -> FitRes:
 
 def platt(spec: StudySpec, table: StudyTable, ins: PlattIns) -> NewtonRes:
     _svm_spec(spec)
-    if ins.weights.shape != (len(spec.cohort.variables) + 1,):
-        raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's SVM has {len(spec.cohort.variables) + 1}")
+    if ins.weights.shape != (len(spec.model_inputs) + 1,):
+        raise HubRefusal(f"weights have shape {ins.weights.shape}; the study's SVM has {len(spec.model_inputs) + 1}")
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)
     return NewtonRes(platt_sums(ins.platt, ins.weights, data.features, data.labels))
 
@@ -159,7 +156,7 @@ def platt(spec: StudySpec, table: StudyTable, ins: PlattIns) -> NewtonRes:
 def score_model(spec: StudySpec, table: StudyTable, ins: EvalIns) -> EvalRes:
     """The risk histogram of the selected rows under the study's model with these parameters."""
     try:
-        model = decode(spec.model.name, ins.weights, len(spec.cohort.variables))
+        model = decode(spec.model.name, ins.weights, len(spec.model_inputs))
     except ModelFormatError as exc:
         raise HubRefusal(str(exc)) from exc
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)

@@ -150,7 +150,7 @@ def _train_svm(
     fitted, trace = train_linear_svm(
         coordinator.aggregator,
         LogisticObjective(model.l2, class_weights),
-        zero_weights(len(spec.cohort.variables)),
+        zero_weights(len(spec.model_inputs)),
         _local_fits(messaging, MessageKind.SVM_FIT, rows, preprocessing, class_weights),
         platt_results,
         max_rounds=spec.training.rounds,
@@ -163,7 +163,7 @@ def _train_mlp(
     coordinator: Coordinator, messaging: _TaskMessaging, model: MlpSpec, rows: RowSelection, preprocessing: Preprocessing, class_weights: tuple[float, float]
 ) -> tuple[np.ndarray, int, bool]:
     spec = coordinator.spec
-    params, n_inputs = model.params(), len(spec.cohort.variables)
+    params, n_inputs = model.params(), len(spec.model_inputs)
     trace = run_rounds(
         coordinator.aggregator,
         LogisticObjective(class_weights=class_weights),  # the hubs apply the penalty in their local steps
@@ -194,6 +194,7 @@ def train_model_task(coordinator: Coordinator, task: Task, train_rows: RowSelect
     return TrainedModel(
         columns=spec.cohort.variables,
         log_columns=spec.preprocessing.log_transform,
+        categories=spec.preprocessing.categories,
         preprocessing=preprocessing,
         weights=vector,
         rounds=rounds,

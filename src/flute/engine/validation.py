@@ -24,7 +24,8 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
         raise NoValidation(f"study {result.spec.study_id} ran no cross-validation (evaluation.cv_folds = 0); set cv_folds >= 2 to validate")
     spec = result.spec
     model = (
-        f"{spec.model.name} on {', '.join(spec.cohort.variables)} (log of {', '.join(spec.preprocessing.log_transform) or 'none'}), "
+        f"{spec.model.name} on {', '.join(spec.cohort.variables)} (log of {', '.join(spec.preprocessing.log_transform) or 'none'}; "
+        f"categories of {', '.join(spec.preprocessing.categories) or 'none'}), "
         f"{_options(spec)}, strategy {spec.strategy.name}; "
         f"{spec.evaluation.cv_folds}-fold CV with folds assigned at each hub (seed {spec.seed})"
     )

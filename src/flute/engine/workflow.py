@@ -312,6 +312,7 @@ class Coordinator:
         model = TrainedModel(
             columns=self.spec.cohort.variables,
             log_columns=self.spec.preprocessing.log_transform,
+            categories=self.spec.preprocessing.categories,
             preprocessing=preprocessing,
             weights=trace.weights,
             rounds=trace.rounds,
@@ -321,7 +322,7 @@ class Coordinator:
         return self._scored(task, model, score_rows, completed)
 
     def _start_weights(self) -> np.ndarray:
-        return zero_weights(len(self.spec.cohort.variables)) if self.comparator is None else self.comparator.start.copy()
+        return zero_weights(len(self.spec.model_inputs)) if self.comparator is None else self.comparator.start.copy()
 
     def _scored(self, task: Task, model: TrainedModel, score_rows: RowSelection, completed: StudyResult) -> TaskOutcome:
         """The task's outcome with its evaluation; checkpointed as completed."""
@@ -381,10 +382,11 @@ class Coordinator:
                 total = total + reply.sums
             n_positive = sum(r.n_positive for r in replies)
         else:
-            layout = DpColumnLayout(self.spec) if self.spec.pets.dp is not None else ColumnSumsLayout(len(self.spec.cohort.variables))
+            layout = DpColumnLayout(self.spec) if self.spec.pets.dp is not None else ColumnSumsLayout(len(self.spec.model_inputs))
             total, n_positive = layout.decode(self._secure_total(MessageKind.SUMMARY, payload, nodes, group, length=layout.length))
+        prep = self.spec.preprocessing
         standardiser = Standardiser.from_sums(
-            self.spec.cohort.variables, self.spec.preprocessing.log_transform, total, standardise=self.spec.preprocessing.standardise
+            self.spec.cohort.variables, prep.log_transform, total, standardise=prep.standardise, categories=prep.categories
         )
         class_weights = (1.0, 1.0)
         if self.spec.model.class_weight == "balanced":
