@@ -25,7 +25,7 @@ from flute.synth.marginal import SampleResult
 from flute.synth.neural.calibration import CALIBRATION_ROWS, MarginalCalibration
 from flute.synth.neural.encoding import Guidance, TabularEncoder
 from flute.synth.neural.federated_fit import FitSchedule, fit_neural
-from flute.synth.neural.hyperparameters import default_hyperparameters, typed_hyperparameters
+from flute.synth.neural.hyperparameters import default_hyperparameters, effective_defaults, typed_hyperparameters
 from flute.synth.neural.persist import load_generator, save_generator
 from flute.synth.neural.rejection import sample_exactly
 from flute.synth.schema import TableSchema
@@ -40,6 +40,9 @@ NAME = "diffusion"
 #: reach SDMetrics quality 0.95 and TSTR 0.87 in ~50 s on one core; longer local training lets
 #: the single-centre hubs drift apart (centre shares off by up to 0.17 TV).
 DEFAULT_SCHEDULE = FitSchedule(rounds=600, local_steps=2, batch_size=256, learning_rate=0.05, server_learning_rate=5e-3)
+#: Under DP (a request that sets none of these): a small denoiser and few rounds of large
+#: Poisson batches - the regime measured best on PI-CAI at epsilon 1 and 3 (fewer noisy steps).
+PRIVATE_DEFAULTS: Mapping[str, Any] = {"rounds": 150, "local_steps": 1, "batch_size": 1024, "server_learning_rate": 0.01, "hidden": 32, "depth": 1, "max_grad_norm": 0.5}
 #: Rows per network batch while sampling (bounds memory; large enough to vectorise well).
 SAMPLING_CHUNK = 50_000
 
@@ -114,7 +117,7 @@ class DiffusionPlugin:
     def train(self, hubs: Sequence[SynthHub], schema: TableSchema, settings: TrainSettings) -> DiffusionGenerator:
         from flute.synth.neural.diffusion_model import Denoiser, DiffusionLoss
 
-        schedule, architecture = self._typed(settings.hyperparameters)
+        schedule, architecture = self.resolved_hyperparameters(settings.hyperparameters, private=settings.epsilon is not None)
         settings.progress(0.0, f"training a diffusion model over {len(hubs)} hub(s)")
         fit = fit_neural(
             hubs, schema, settings, schedule, lambda layout: Denoiser(layout.width, architecture),
@@ -128,7 +131,7 @@ class DiffusionPlugin:
         from flute.synth.neural.diffusion_model import Denoiser
 
         saved = load_generator(directory, NAME)
-        _, architecture = self._typed(saved.hyperparameters)
+        _, architecture = self.resolved_hyperparameters(saved.hyperparameters)
         model = Denoiser(saved.encoder.layout.width, architecture)
         try:
             model.load_state_dict(saved.weights, strict=True)
@@ -140,10 +143,11 @@ class DiffusionPlugin:
             raise GeneratorError(f"{directory}: the saved diffusion generator has no valid calibration ({exc})") from exc
         return DiffusionGenerator(saved.encoder, model, architecture, calibration, saved.hyperparameters, saved.provenance)
 
-    def _typed(self, values: Mapping[str, Any]) -> tuple[FitSchedule, DiffusionArchitecture]:
+    def resolved_hyperparameters(self, values: Mapping[str, Any], *, private: bool = False) -> tuple[FitSchedule, DiffusionArchitecture]:
+        """The typed schedule and architecture of a request: its values, else the (private) defaults."""
         from flute.synth.neural.diffusion_model import DiffusionArchitecture
 
-        known = self.default_hyperparameters()
+        known = effective_defaults(self.default_hyperparameters(), PRIVATE_DEFAULTS, private)
         return typed_hyperparameters(values, FitSchedule, known, NAME), typed_hyperparameters(values, DiffusionArchitecture, known, NAME)
 
 

@@ -25,6 +25,17 @@ def default_hyperparameters(*groups: object) -> dict[str, Any]:
     return merged
 
 
+def effective_defaults(defaults: Mapping[str, Any], private_defaults: Mapping[str, Any], private: bool) -> dict[str, Any]:
+    """The defaults a training request falls back to: under DP, the generator's private
+    defaults replace some of them. DP-SGD on a few hundred rows per hub needs a different regime
+    (small models, few long-batch rounds) than exact training; the non-DP defaults under DP give
+    near-useless generators, so a request that sets nothing gets the regime measured for DP."""
+    unknown = sorted(set(private_defaults) - set(defaults))
+    if unknown:
+        raise GeneratorError(f"private defaults name unknown hyperparameter(s) {unknown}")
+    return dict(defaults) | (dict(private_defaults) if private else {})
+
+
 def typed_hyperparameters(values: Mapping[str, Any], group: type[T], known: Mapping[str, Any], generator: str) -> T:
     """An instance of the dataclass `group`: each field from `values`, else from `known` (the
     plugin's defaults, which may differ from the dataclass' own); `known` also holds every

@@ -26,7 +26,7 @@ from flute.synth.marginal import SampleResult
 from flute.synth.neural.calibration import CALIBRATION_ROWS, MarginalCalibration
 from flute.synth.neural.encoding import EncodedLayout, Guidance, TabularEncoder
 from flute.synth.neural.federated_fit import FitSchedule, fit_neural
-from flute.synth.neural.hyperparameters import default_hyperparameters, typed_hyperparameters
+from flute.synth.neural.hyperparameters import default_hyperparameters, effective_defaults, typed_hyperparameters
 from flute.synth.neural.persist import load_generator, save_generator
 from flute.synth.neural.rejection import sample_exactly
 from flute.synth.schema import TableSchema
@@ -62,6 +62,7 @@ class LatentModelKind:
     schedule: FitSchedule
     architecture: Callable[[], type]
     build: Callable[[EncodedLayout, Any], LatentModel]
+    private_defaults: Mapping[str, Any]  # replace defaults under DP (`effective_defaults`)
 
 
 class LatentGenerator:
@@ -119,7 +120,7 @@ class LatentPlugin:
         return default_hyperparameters(self.kind.schedule, self.kind.architecture()())
 
     def train(self, hubs: Sequence[SynthHub], schema: TableSchema, settings: TrainSettings) -> LatentGenerator:
-        schedule, architecture = self._typed(settings.hyperparameters)
+        schedule, architecture = self.resolved_hyperparameters(settings.hyperparameters, private=settings.epsilon is not None)
         settings.progress(0.0, f"training a {self.name} generator over {len(hubs)} hub(s)")
         fit = fit_neural(
             hubs, schema, settings, schedule, lambda layout: self.kind.build(layout, architecture), lambda layout: model_loss, generator_name=self.name,  # type: ignore[arg-type, return-value]
@@ -132,7 +133,7 @@ class LatentPlugin:
 
     def load(self, directory: Path) -> LatentGenerator:
         saved = load_generator(directory, self.name)
-        _, architecture = self._typed(saved.hyperparameters)
+        _, architecture = self.resolved_hyperparameters(saved.hyperparameters)
         model = self.kind.build(saved.encoder.layout, architecture)
         try:
             model.load_state_dict(saved.weights, strict=True)
@@ -143,8 +144,9 @@ class LatentPlugin:
             raise GeneratorError(f"{directory}: the saved {self.name} generator has no valid calibration ({exc})") from exc
         return LatentGenerator(self.kind, saved.encoder, model, calibration, saved.hyperparameters, saved.provenance)
 
-    def _typed(self, values: Mapping[str, Any]) -> tuple[FitSchedule, Any]:
-        known = self.default_hyperparameters()
+    def resolved_hyperparameters(self, values: Mapping[str, Any], *, private: bool = False) -> tuple[FitSchedule, Any]:
+        """The typed schedule and architecture of a request: its values, else the (private) defaults."""
+        known = effective_defaults(self.default_hyperparameters(), self.kind.private_defaults, private)
         return typed_hyperparameters(values, FitSchedule, known, self.name), typed_hyperparameters(values, self.kind.architecture(), known, self.name)
 
 
