@@ -18,16 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flute.synth.conditions import Condition
 from flute.synth.federated import SynthHub
 from flute.synth.generators import GeneratorError, TrainSettings, register
-from flute.synth.marginal import SampleResult
 from flute.synth.neural.calibration import CALIBRATION_ROWS, MarginalCalibration
 from flute.synth.neural.encoding import Guidance, TabularEncoder
 from flute.synth.neural.federated_fit import FitSchedule, fit_neural
+from flute.synth.neural.fitted import FittedNeuralGenerator
 from flute.synth.neural.hyperparameters import default_hyperparameters, effective_defaults, typed_hyperparameters
-from flute.synth.neural.persist import load_generator, save_generator
-from flute.synth.neural.rejection import sample_exactly
+from flute.synth.neural.persist import load_generator
 from flute.synth.schema import TableSchema
 
 if TYPE_CHECKING:
@@ -47,36 +45,17 @@ PRIVATE_DEFAULTS: Mapping[str, Any] = {"rounds": 150, "local_steps": 1, "batch_s
 SAMPLING_CHUNK = 50_000
 
 
-class DiffusionGenerator:
+class DiffusionGenerator(FittedNeuralGenerator):
     """A trained diffusion generator (the `FittedGenerator` protocol)."""
+
+    generator_name = NAME
 
     def __init__(
         self, encoder: TabularEncoder, model: Denoiser, architecture: DiffusionArchitecture, calibration: MarginalCalibration,
         hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any],
     ) -> None:
-        self.encoder = encoder
-        self.model = model.eval()
+        super().__init__(encoder, model, calibration, hyperparameters, provenance)
         self.architecture = architecture
-        self.calibration = calibration
-        self.hyperparameters = dict(hyperparameters)
-        self._provenance = dict(provenance)
-
-    @property
-    def schema(self) -> TableSchema:
-        return self.encoder.schema
-
-    @property
-    def provenance(self) -> Mapping[str, Any]:
-        return self._provenance
-
-    def sample(self, rows: int, rng: np.random.Generator, conditions: Sequence[Condition] = ()) -> SampleResult:
-        return sample_exactly(self.encoder, self._draw, rows, rng, conditions)
-
-    def save(self, directory: Path) -> None:
-        save_generator(
-            directory, generator=NAME, weights=self.model.state_dict(), encoder=self.encoder,
-            hyperparameters=self.hyperparameters, provenance=self._provenance, state={"calibration": self.calibration.to_json()},
-        )
 
     def _draw(self, rows: int, rng: np.random.Generator, guidance: Guidance) -> pd.DataFrame:
         numeric = len(self.encoder.layout.numeric)

@@ -19,16 +19,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from flute.synth.conditions import Condition
 from flute.synth.federated import SynthHub
 from flute.synth.generators import GeneratorError, TrainSettings
-from flute.synth.marginal import SampleResult
 from flute.synth.neural.calibration import CALIBRATION_ROWS, MarginalCalibration
 from flute.synth.neural.encoding import EncodedLayout, Guidance, TabularEncoder
 from flute.synth.neural.federated_fit import FitSchedule, fit_neural
+from flute.synth.neural.fitted import FittedNeuralGenerator
 from flute.synth.neural.hyperparameters import default_hyperparameters, effective_defaults, typed_hyperparameters
-from flute.synth.neural.persist import load_generator, save_generator
-from flute.synth.neural.rejection import sample_exactly
+from flute.synth.neural.persist import load_generator
 from flute.synth.schema import TableSchema
 
 if TYPE_CHECKING:
@@ -65,33 +63,13 @@ class LatentModelKind:
     private_defaults: Mapping[str, Any]  # replace defaults under DP (`effective_defaults`)
 
 
-class LatentGenerator:
+class LatentGenerator(FittedNeuralGenerator):
     """A trained latent generator (the `FittedGenerator` protocol)."""
 
     def __init__(self, kind: LatentModelKind, encoder: TabularEncoder, model: LatentModel, calibration: MarginalCalibration, hyperparameters: Mapping[str, Any], provenance: Mapping[str, Any]) -> None:
+        super().__init__(encoder, model, calibration, hyperparameters, provenance)  # type: ignore[arg-type]
         self.kind = kind
-        self.encoder = encoder
-        self.model = model.eval()
-        self.calibration = calibration
-        self.hyperparameters = dict(hyperparameters)
-        self._provenance = dict(provenance)
-
-    @property
-    def schema(self) -> TableSchema:
-        return self.encoder.schema
-
-    @property
-    def provenance(self) -> Mapping[str, Any]:
-        return self._provenance
-
-    def sample(self, rows: int, rng: np.random.Generator, conditions: Sequence[Condition] = ()) -> SampleResult:
-        return sample_exactly(self.encoder, self._draw, rows, rng, conditions)
-
-    def save(self, directory: Path) -> None:
-        save_generator(
-            directory, generator=self.kind.name, weights=self.model.state_dict(), encoder=self.encoder, hyperparameters=self.hyperparameters,
-            provenance=self._provenance, state={"calibration": self.calibration.to_json()},
-        )
+        self.generator_name = kind.name
 
     def _draw(self, rows: int, rng: np.random.Generator, guidance: Guidance) -> pd.DataFrame:
         raw = raw_rows(self.model, rows, rng, guidance)
