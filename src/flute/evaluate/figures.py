@@ -39,3 +39,13 @@ class EmbeddedFigure:
 
 def embedded_png(title: str, png: bytes) -> EmbeddedFigure:
     return EmbeddedFigure(title, "data:image/png;base64," + base64.b64encode(png).decode("ascii"))
+
+
+def render_report_page(package: str, template: str, **context: object) -> str:
+    """Render `package`'s templates/`template`, which extends flute.evaluate's
+    `base_report.html` (one layout and style for every FLUTE report), autoescaped."""
+    from jinja2 import ChoiceLoader, Environment, PackageLoader, select_autoescape
+
+    loader = ChoiceLoader([PackageLoader(package, "templates"), PackageLoader("flute.evaluate", "templates")])
+    environment = Environment(loader=loader, autoescape=select_autoescape(default=True, default_for_string=True))
+    return environment.get_template(template).render(**context)

@@ -6,10 +6,9 @@ opened offline in a hospital network - the usual fate of validation reports.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-from flute.evaluate.figures import EmbeddedFigure, embedded_png
+from flute.evaluate.figures import EmbeddedFigure, embedded_png, render_report_page
 from flute.evaluate.plots import calibration_png, decision_curve_png, roc_png
 from flute.evaluate.report import ValidationReport
 from flute.evaluate.tables import report_tables
@@ -28,13 +27,7 @@ def report_figures(report: ValidationReport) -> tuple[EmbeddedFigure, ...]:
 
 def render_html(report: ValidationReport) -> str:
     """The report as an HTML document string."""
-    from jinja2 import Environment, select_autoescape
-
-    template_text = resources.files("flute.evaluate").joinpath("templates", TEMPLATE_NAME).read_text("utf-8")
-    environment = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    return environment.from_string(template_text).render(
-        report=report, tables=report_tables(report), figures=report_figures(report)
-    )
+    return render_report_page("flute.evaluate", TEMPLATE_NAME, report=report, tables=report_tables(report), figures=report_figures(report))
 
 
 def write_html(report: ValidationReport, path: Path) -> Path:

@@ -13,12 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flute.evaluate.figures import EmbeddedFigure, embedded_png, new_figure, png_bytes
+from flute.evaluate.figures import EmbeddedFigure, embedded_png, new_figure, png_bytes, render_report_page
 from flute.synth.evaluate import Evaluation, closest_record_distances, correlation_matrix, numeric_values
 from flute.synth.schema import TableSchema
 
@@ -52,11 +51,7 @@ class ReportInput:
 
 
 def render_report(report: ReportInput) -> str:
-    from jinja2 import Environment, select_autoescape
-
-    template = resources.files("flute.synth").joinpath("templates", TEMPLATE_NAME).read_text("utf-8")
-    environment = Environment(autoescape=select_autoescape(default=True, default_for_string=True))
-    return environment.from_string(template).render(title=report.title, tables=report_tables(report), figures=report_figures(report))
+    return render_report_page("flute.synth", TEMPLATE_NAME, title=report.title, tables=report_tables(report), figures=report_figures(report))
 
 
 def report_tables(report: ReportInput) -> tuple[ReportTable, ...]:
