@@ -165,3 +165,34 @@ def test_models_without_a_record_level_bound_are_refused(model: dict[str, object
     with pytest.raises(ValueError, match=message):
         dp_tree_spec(model, **overrides)
     dp_tree_spec({"name": "random_forest", "bootstrap": False, "n_trees": 3})  # a forest without bootstrap is bounded
+
+
+def test_a_hub_refuses_dp_histograms_whose_sensitivity_a_record_could_exceed() -> None:
+    """A coordinator listing a leaf twice would count a record twice: the hub refuses before
+    computing; a proper request gets the stated sensitivity of one tree over the study's features."""
+    from flute.engine.hub_steps import HubRefusal
+    from flute.engine.records import Preprocessing
+    from flute.engine.tree_records import HistIns
+    from flute.engine.tree_steps import dp_histogram_sensitivity
+    from flute.learn.models import encode
+
+    spec = dp_tree_spec(GBDT)
+
+    def request(nodes: list[int]) -> HistIns:
+        return HistIns(
+            kind="gradient",
+            rows=RowSelection(),
+            preprocessing=Preprocessing(np.zeros(4), np.ones(4)),
+            class_weights=(1.0, 1.0),
+            cuts=standard_normal_bins(4, 8).cuts,
+            completed=encode(TreeEnsemble((), 0.0, "logistic_sum")),
+            growing=encode(TreeEnsemble((single_leaf(),), 0.0, "logistic_sum")),
+            open_trees=np.zeros(len(nodes), dtype=np.int64),
+            open_nodes=np.array(nodes, dtype=np.int64),
+            bootstrap=False,
+            seed=0,
+        )
+
+    assert dp_histogram_sensitivity(spec, request([0])) == pytest.approx(histogram_sensitivity("gradient", (1.0, 1.0), 1, 4))
+    with pytest.raises(HubRefusal, match="open node twice"):
+        dp_histogram_sensitivity(spec, request([0, 0]))
