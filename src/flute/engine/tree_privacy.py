@@ -120,7 +120,8 @@ def postprocess(kind: HistogramKind, summed: np.ndarray, class_weights: tuple[fl
 
 def _rescaled_to_mean_total(stat: np.ndarray) -> np.ndarray:
     """Non-negative (n_open, features, bins) sums scaled so each feature's total is the node's
-    mean total (a feature whose noisy total is 0 stays 0)."""
+    mean total (a feature whose clipped noisy total is 0 gets it spread evenly over its bins)."""
     totals = stat.sum(axis=2, keepdims=True)
     target = totals.mean(axis=1, keepdims=True)
-    return stat * np.divide(target, totals, out=np.zeros_like(totals), where=totals > 0)
+    scaled = stat * np.divide(target, totals, out=np.zeros_like(totals), where=totals > 0)
+    return np.where(totals > 0, scaled, target / stat.shape[2])
