@@ -29,7 +29,8 @@ import numpy as np
 
 from flute.engine.flower import ConfigRecord, RecordDict
 from flute.engine.sources import HUB_HOME_KEY
-from flute.engine.model_specs import MlpSpec
+from flute.engine import tree_privacy
+from flute.engine.model_specs import TREE_SPECS, MlpSpec
 from flute.engine.spec import DpOptions, StudySpec
 from flute.learn.mlp import DpSgd, dp_sgd_steps_per_epoch
 from flute.learn.preprocess import ColumnSums, log_transform
@@ -67,10 +68,12 @@ class PrivacyRefusal(RuntimeError):
 
 def study_releases(spec: StudySpec) -> StudyReleases:
     """CV folds and the final model each train once (leave-one-hub-out is off under secure
-    aggregation); the census and the study's one preprocessing release (shared by all tasks) come
+    aggregation), in training.rounds releases, or a tree model's histogram releases
+    (`flute.engine.tree_privacy`); the census and the study's one preprocessing release (shared by all tasks) come
     once; every release counts against every record."""
     once = CENSUS_RELEASES + PREPROCESSING_PRECISION**2
-    return StudyReleases(spec.evaluation.cv_folds + 1, spec.training.rounds, preprocessing_per_task=0, per_study=once)
+    per_task = tree_privacy.releases_per_task(spec.model) if isinstance(spec.model, TREE_SPECS) else spec.training.rounds
+    return StudyReleases(spec.evaluation.cv_folds + 1, per_task, preprocessing_per_task=0, per_study=once)
 
 
 def study_plan(spec: StudySpec) -> StudyPrivacyPlan:
@@ -116,6 +119,14 @@ def noisy_sum(spec: StudySpec, rows: np.ndarray, sensitivity: float, contributor
     multiplier = study_plan(spec).noise_multiplier / precision
     release = release_clipped_vector_sum(rows, sensitivity, multiplier, dp.delta, plan=noise_plan(dp, contributors))
     return release.value
+
+
+def noisy_total(spec: StudySpec, total: np.ndarray, sensitivity: float, contributors: int) -> np.ndarray:
+    """A sum whose L2 sensitivity is bounded by construction (e.g. a histogram: one record, one bin
+    per feature) plus this hub's share of noise of std (study multiplier) x sensitivity."""
+    dp = _dp(spec)
+    sigma = study_plan(spec).noise_multiplier * sensitivity
+    return total + gaussian_noise_share(total.shape, sigma, noise_plan(dp, contributors), NoiseSource.secure())
 
 
 # -- the ledger and this run's charge ---------------------------------------------------------

@@ -18,6 +18,7 @@ from flute.engine.hub_steps import HubRefusal
 from flute.engine.pet_records import CensusIns, CensusRes, RoundAnnouncement
 from flute.engine.records import EvalIns, StatsIns, TrainIns
 from flute.engine.spec import StudySpec
+from flute.engine.tree_records import HistIns
 from flute.learn.clipped_gradient import row_sensitivity
 from flute.learn.logistic import LocalFit
 from flute.learn.preprocess import column_sums, log_transform
@@ -88,6 +89,15 @@ def dp_mlp_vector(spec: StudySpec, table: StudyTable, ins: TrainIns, announcemen
     fit = tree_steps.mlp_fit(spec, table, ins, dp=hub_privacy.mlp_dp_sgd(spec)).fit
     weight = float(hub_privacy.released_census_rows(context.state, announcement.run_nonce))
     return WeightedFitLayout(ins.weights.shape[0]).encode(LocalFit(fit.weights, weight, 0.0))
+
+
+def dp_histogram_vector(spec: StudySpec, table: StudyTable, ins: HistIns, announcement: RoundAnnouncement, hub: str, context: Context) -> np.ndarray:
+    """One DP histogram release of a tree model: the request checked and its sensitivity fixed,
+    the release charged against this run's plan, then the sums plus this hub's noise share."""
+    sensitivity = tree_steps.dp_histogram_sensitivity(spec, ins)
+    _dp_release(spec, context, announcement)
+    sums = tree_steps.histograms(spec, table, ins, hub).histograms
+    return hub_privacy.noisy_total(spec, sums.ravel(), sensitivity, len(announcement.members))
 
 
 def scores_vector(spec: StudySpec, table: StudyTable, ins: EvalIns) -> np.ndarray:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flute.cohort.variables import PIRADS, VARIABLE_NAMES, VARIABLES_BY_NAME
 from flute.engine.model_specs import LOCAL_STEP_SPECS, TREE_SPECS, DecisionTreeSpec, GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec, TuningSpec
+from flute.engine.tree_privacy import dp_model_refusal
 from flute.evaluate.grid import ScoreGrid
 from flute.learn.preprocess import category_levels, design_columns
 
@@ -394,10 +395,13 @@ class StudySpec(_Strict):
         dp = self.pets.dp
         if dp is None:
             return self
+        refusal = dp_model_refusal(self.model)
+        if refusal is not None:
+            raise ValueError(refusal)
         if isinstance(self.model, MlpSpec):
             if self.model.dp_sgd is None:
                 raise ValueError("pets.mode 'secagg_dp' trains an MLP by DP-SGD at each hub; set model.dp_sgd (max_grad_norm, sampling_rate)")
-        elif not isinstance(self.strategy, ClippedGradientSpec):
+        elif not isinstance(self.model, TREE_SPECS) and not isinstance(self.strategy, ClippedGradientSpec):
             raise ValueError(
                 f"pets.mode 'secagg_dp' trains with per-record clipped gradients; set strategy.name = 'clipped_gradient' "
                 f"(got {self.strategy.name!r}, whose per-hub updates have no record-level sensitivity bound)"

@@ -14,6 +14,7 @@ from flute.engine import pet_steps, tree_steps
 from flute.engine.additive import NewtonLayout, ScoresLayout, WeightedFitLayout
 from flute.engine.flower import Context, RecordDict
 from flute.engine.hub_secagg import start_round
+from flute.engine.hub_steps import HubRefusal
 from flute.engine.pet_records import RoundAnnouncement
 from flute.engine.records import EvalIns, TrainIns
 from flute.engine.sources import hub_name
@@ -30,12 +31,19 @@ def _answer(spec: StudySpec, content: RecordDict, context: Context, what: str, c
 
 
 def bins(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
+    if spec.pets.dp is not None:
+        raise HubRefusal(f"fine-grid counts are not released in DP study {spec.study_id}: its trees grow on data-free bins")
     result = tree_steps.fine_counts(spec, table, BinsIns.from_record(content))
     return _answer(spec, content, context, "bin counts", result.to_record(), result.counts.ravel())
 
 
 def histograms(spec: StudySpec, table: StudyTable, content: RecordDict, context: Context) -> RecordDict:
-    result = tree_steps.histograms(spec, table, HistIns.from_record(content), hub_name(context.node_config))
+    ins, hub = HistIns.from_record(content), hub_name(context.node_config)
+    announcement = RoundAnnouncement.from_record(content)
+    if spec.pets.dp is not None and announcement is not None:
+        vector = pet_steps.dp_histogram_vector(spec, table, ins, announcement, hub, context)
+        return start_round(spec, context, announcement, vector, hub)
+    result = tree_steps.histograms(spec, table, ins, hub)
     return _answer(spec, content, context, "node histograms", result.to_record(), result.histograms.ravel())
 
 

@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 
 from flute.cohort.table import StudyTable
+from flute.engine import tree_privacy
 from flute.engine.hub_steps import HubRefusal, select_rows, study_standardiser
 from flute.engine.model_specs import GbdtSpec, LinearSvmSpec, MlpSpec, RandomForestSpec
 from flute.engine.records import EvalIns, EvalRes, FitRes, NewtonRes, Preprocessing, RowSelection, TrainIns
@@ -75,13 +76,31 @@ def _check_histogram_request(spec: StudySpec, ins: HistIns) -> None:
         raise HubRefusal(f"bin cuts must be increasing, one set per study variable, at most {max_bins - 1} each")
 
 
+def dp_histogram_sensitivity(spec: StudySpec, ins: HistIns) -> float:
+    """The L2 sensitivity of the histograms `ins` asks for (`flute.engine.tree_privacy`), after
+    checking the request keeps it: valid, and its open nodes distinct leaves of the trees sent."""
+    _check_histogram_request(spec, ins)
+    growing = _decode_trees(spec, ins.growing, "growing trees")
+    open_nodes = [OpenNode(int(t), int(n)) for t, n in zip(ins.open_trees, ins.open_nodes)]
+    _check_open_nodes(growing, open_nodes)
+    try:
+        n_trees = tree_privacy.trees_touched(growing.trees, open_nodes)
+    except ValueError as exc:
+        raise HubRefusal(f"DP histograms refused: {exc}") from exc
+    return tree_privacy.histogram_sensitivity(ins.kind, ins.class_weights, n_trees, len(spec.model_inputs))
+
+
+def _check_open_nodes(growing: TreeEnsemble, open_nodes: list[OpenNode]) -> None:
+    if any(not (0 <= node.tree < len(growing.trees) and 0 <= node.node < growing.trees[node.tree].n_nodes) for node in open_nodes):
+        raise HubRefusal("an open node does not exist in the trees sent")
+
+
 def histograms(spec: StudySpec, table: StudyTable, ins: HistIns, hub: str) -> HistRes:
     _check_histogram_request(spec, ins)
     growing = _decode_trees(spec, ins.growing, "growing trees")
     completed = _decode_trees(spec, ins.completed, "completed trees")
     open_nodes = [OpenNode(int(t), int(n)) for t, n in zip(ins.open_trees, ins.open_nodes)]
-    if any(not (0 <= node.tree < len(growing.trees) and 0 <= node.node < growing.trees[node.tree].n_nodes) for node in open_nodes):
-        raise HubRefusal("an open node does not exist in the trees sent")
+    _check_open_nodes(growing, open_nodes)
     data = model_inputs(spec, table, ins.rows, ins.preprocessing)
     bins = QuantileBins(ins.cuts, spec.model.max_bins)  # type: ignore[union-attr]
     if ins.kind == "gradient":

@@ -2,7 +2,8 @@
 (F-HUF-4..7): the `Coordinator` hands every task of such a study to `train_model_task`.
 
 A task runs the same federated preprocessing as logistic regression, then
-- trees: shared quantile bins from the hubs' fine-grid counts, and level-wise growth from the
+- trees: shared quantile bins from the hubs' fine-grid counts (in a DP study data-free bins, and
+  noisy histograms post-processed, `flute.engine.tree_privacy`), and level-wise growth from the
   hubs' summed node histograms (`flute.learn.tree_models.fit_tree_model` over `HubTreeFederation`);
 - SVM: averaging rounds of the hubs' local SVM steps, then federated Newton for the Platt map
   (`flute.learn.svm.train_linear_svm`);
@@ -20,13 +21,14 @@ from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
+from flute.engine import tree_privacy
 from flute.engine.additive import NewtonLayout, WeightedFitLayout
 from flute.engine.flower import RecordDict
 from flute.engine.model_specs import LinearSvmSpec, MlpSpec
 from flute.engine.records import FitRes, MessageKind, NewtonRes, Preprocessing, RowSelection, TrainIns
 from flute.engine.result import Task, TrainedModel
 from flute.engine.tree_records import BinsIns, BinsRes, HistIns, HistRes, HistogramKind, PlattIns
-from flute.learn.binning import FineGrid, QuantileBins
+from flute.learn.binning import FineGrid, QuantileBins, standard_normal_bins
 from flute.learn.logistic import LocalFit, LogisticObjective, NewtonSums, zero_weights
 from flute.learn.mlp import MlpModel, initial_vector
 from flute.learn.models import encode
@@ -67,6 +69,8 @@ class HubTreeFederation:
     preprocessing: Preprocessing
     class_weights: tuple[float, float]
     seed: int
+    private: bool = False
+    """A DP study: the summed histograms are noisy and are post-processed (`tree_privacy.postprocess`)."""
 
     def fine_histograms(self, grid: FineGrid) -> np.ndarray:
         n_features = self.preprocessing.means.shape[0]
@@ -108,7 +112,8 @@ class HubTreeFederation:
         shape = (len(open_nodes), bins.n_features, bins.max_bins + 1, 3)
         answers = self.messaging.total(MessageKind.HISTOGRAMS, ins.to_record(), length=int(np.prod(shape)))
         if isinstance(answers, np.ndarray):
-            return answers.reshape(shape)
+            total = answers.reshape(shape)
+            return tree_privacy.postprocess(kind, total, self.class_weights) if self.private else total
         summed = np.sum([HistRes.from_record(answer).histograms for answer in answers], axis=0)
         if summed.shape != shape:
             raise ValueError(f"hubs answered histograms of shape {summed.shape}, expected {shape}")
@@ -188,8 +193,11 @@ def train_model_task(coordinator: Coordinator, task: Task, train_rows: RowSelect
     elif isinstance(spec.model, MlpSpec):
         vector, rounds, converged = _train_mlp(coordinator, messaging, spec.model, train_rows, preprocessing, class_weights)
     else:
-        federation = HubTreeFederation(messaging, train_rows, preprocessing, class_weights, spec.seed)
-        vector = encode(fit_tree_model(spec.model.params(), federation, seed=spec.seed))
+        private = spec.pets.dp is not None
+        federation = HubTreeFederation(messaging, train_rows, preprocessing, class_weights, spec.seed, private)
+        bins = standard_normal_bins(len(spec.model_inputs), spec.model.max_bins) if private else None  # type: ignore[union-attr]
+        margin = tree_privacy.released_log_odds(coordinator.released_outcomes, class_weights) if private else None
+        vector = encode(fit_tree_model(spec.model.params(), federation, seed=spec.seed, bins=bins, base_margin=margin))
         rounds, converged = messaging.rounds, True
     return TrainedModel(
         columns=spec.cohort.variables,

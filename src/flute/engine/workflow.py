@@ -180,6 +180,9 @@ class Coordinator:
         self.secure: SecureSummer | None = None
         self.comparator: ComparatorPlan | None = None
         self._study_preprocessing: tuple[Preprocessing, tuple[float, float]] | None = None
+        self.released_outcomes: tuple[int, int] | None = None
+        """(csPCa rows, rows) of the latest preprocessing release (noisy in a DP study, so any
+        later use is post-processing): a DP boosting study starts from their log-odds."""
         if spec.pets.secure_aggregation is not None:
             ask = lambda kind, payloads, group, required: self.federation.ask(kind, payloads, group, required=required)  # noqa: E731
             self.secure = SecureSummer(spec, self.run_nonce, dict(enrolled or {}), ask)
@@ -388,6 +391,7 @@ class Coordinator:
         standardiser = Standardiser.from_sums(
             self.spec.cohort.variables, prep.log_transform, total, standardise=prep.standardise, categories=prep.categories
         )
+        self.released_outcomes = (n_positive, total.n_rows)
         class_weights = (1.0, 1.0)
         if self.spec.model.class_weight == "balanced":
             class_weights = balanced_class_weights(n_positive, total.n_rows)

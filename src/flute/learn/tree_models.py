@@ -196,13 +196,21 @@ def _feature_chooser(n_features: int, share: float, seed: int) -> FeatureChooser
 
 
 def fit_tree_model(
-    params: TreeModelParams, federation: TreeFederation, *, seed: int, grid: FineGrid = FineGrid()
+    params: TreeModelParams,
+    federation: TreeFederation,
+    *,
+    seed: int,
+    grid: FineGrid = FineGrid(),
+    bins: QuantileBins | None = None,
+    base_margin: float | None = None,
 ) -> TreeEnsemble:
     """Grow the model `params` names from the federation's sums (`seed`: forest bagging and
-    feature draws)."""
-    bins = quantile_bins(federation.fine_histograms(grid), grid, params.max_bins)
+    feature draws) on `bins`, or, by default, on quantile bins of the federation's fine-grid counts.
+    Boosting starts from `base_margin`, or, by default, from the federation's root sums."""
+    if bins is None:
+        bins = quantile_bins(federation.fine_histograms(grid), grid, params.max_bins)
     if isinstance(params, BoostingParams):
-        return _boost(params, federation, bins)
+        return _boost(params, federation, bins, _initial_margin(federation, bins) if base_margin is None else base_margin)
     rule = ClassCountRule(params.criterion, float(params.min_rows_leaf))
     limits = GrowthLimits(params.max_depth, 2.0 * params.min_rows_leaf)
     if isinstance(params, DecisionTreeParams):
@@ -225,8 +233,8 @@ def _initial_margin(federation: TreeFederation, bins: QuantileBins) -> float:
     return float(np.log(positive / (total - positive)))
 
 
-def _boost(params: BoostingParams, federation: TreeFederation, bins: QuantileBins) -> TreeEnsemble:
-    ensemble = TreeEnsemble((), _initial_margin(federation, bins), "logistic_sum")
+def _boost(params: BoostingParams, federation: TreeFederation, bins: QuantileBins, base_margin: float) -> TreeEnsemble:
+    ensemble = TreeEnsemble((), base_margin, "logistic_sum")
     rule = GradientRule(params.l2, params.min_child_weight, params.min_split_gain, params.learning_rate)
     limits = GrowthLimits(params.max_depth, 2.0)
     for _ in range(params.n_trees):
