@@ -13,15 +13,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flute.engine.apps import client_app, server_app
-from flute.engine.embedded import HubBinding, run_embedded, study_run_config
 from flute.engine.flower import RecordDict
 from flute.engine.hub_privacy import MEMORY_LEDGER_KEY, DpColumnLayout, PrivacyRefusal, reserve_study, spend_release, study_plan
-from flute.engine.sources import InMemorySource
 from flute.engine.spec import StudySpec
 from flute.engine.workflow import TooFewHubs
-from flute.hub.ledger import PrivacyLedger
-from flute.hub.store import HubStore
 from flute.learn.clipped_gradient import (
     ClippedGradientAggregator,
     ClippedGradientSums,
@@ -31,9 +26,9 @@ from flute.learn.clipped_gradient import (
 )
 from flute.learn.logistic import LogisticObjective
 
+from .dp_hubs import BOUNDS, ledger_of, ledgers, run
 from .engine_inputs import HUB_NAMES, make_spec, synthetic_hubs
 
-BOUNDS = {"ageAtBiopsy": [40, 90], "psa": [0.1, 100], "prostateVolume": [10, 300], "pirads": [1, 5]}
 
 
 def dp_spec() -> StudySpec:
@@ -44,23 +39,6 @@ def dp_spec() -> StudySpec:
     )
 
 
-def ledgers(tmp_path: Path, spec: StudySpec, epsilon: dict[str, float]) -> dict[str, str]:
-    urls = {}
-    for name in HUB_NAMES:
-        urls[name] = f"sqlite:///{tmp_path / name}.sqlite3"
-        store = HubStore.create(urls[name])
-        PrivacyLedger(store.engine).set_budget(spec.study_id, name, epsilon.get(name, 1.0), 1e-5)
-        store.close()
-    return urls
-
-
-def ledger_of(url: str) -> PrivacyLedger:
-    return PrivacyLedger(HubStore.open(url).engine)
-
-
-def run(spec: StudySpec, urls: dict[str, str]):  # type: ignore[no-untyped-def]
-    hubs = [HubBinding(n, source=InMemorySource(t), ledger_url=urls[n]) for n, t in zip(HUB_NAMES, synthetic_hubs())]
-    return run_embedded(server_app, client_app, hubs, study_run_config(spec))
 
 
 @pytest.mark.slow

@@ -12,25 +12,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flute.engine.apps import client_app, server_app
-from flute.engine.embedded import HubBinding, run_embedded, study_run_config
 from flute.engine.hub_privacy import study_plan
 from flute.engine.records import RowSelection
-from flute.engine.sources import InMemorySource
 from flute.engine.spec import StudySpec
 from flute.engine.tree_privacy import histogram_sensitivity, postprocess, trees_touched
 from flute.engine.tree_steps import model_inputs
 from flute.engine.workflow import TooFewHubs
-from flute.hub.ledger import PrivacyLedger
-from flute.hub.store import HubStore
 from flute.learn.binning import standard_normal_bins
 from flute.learn.models import decode
 from flute.learn.tree import OpenNode, single_leaf
 from flute.learn.tree_models import TreeEnsemble, hub_class_histograms, hub_gradient_histograms
 
+from .dp_hubs import BOUNDS, ledger_of, ledgers, run
 from .engine_inputs import HUB_NAMES, make_spec, synthetic_hubs
 
-BOUNDS = {"ageAtBiopsy": [40, 90], "psa": [0.1, 100], "prostateVolume": [10, 300], "pirads": [1, 5]}
 GBDT = {"name": "gbdt", "n_trees": 3, "max_depth": 2, "learning_rate": 0.5, "max_bins": 8}
 TREE = {"name": "decision_tree", "max_depth": 2, "max_bins": 8}
 EPSILON = 4.0
@@ -45,23 +40,6 @@ def dp_tree_spec(model: dict[str, object], epsilon: float = 1.0, **overrides: ob
     return StudySpec.from_mapping({**base, "model": model, "pets": pets})
 
 
-def ledgers(tmp_path: Path, spec: StudySpec, epsilon: dict[str, float]) -> dict[str, str]:
-    urls = {}
-    for name in HUB_NAMES:
-        urls[name] = f"sqlite:///{tmp_path / name}.sqlite3"
-        store = HubStore.create(urls[name])
-        PrivacyLedger(store.engine).set_budget(spec.study_id, name, epsilon.get(name, 1.0), 1e-5)
-        store.close()
-    return urls
-
-
-def ledger_of(url: str) -> PrivacyLedger:
-    return PrivacyLedger(HubStore.open(url).engine)
-
-
-def run(spec: StudySpec, urls: dict[str, str]):  # type: ignore[no-untyped-def]
-    hubs = [HubBinding(n, source=InMemorySource(t), ledger_url=urls[n]) for n, t in zip(HUB_NAMES, synthetic_hubs())]
-    return run_embedded(server_app, client_app, hubs, study_run_config(spec))
 
 
 @pytest.mark.slow
