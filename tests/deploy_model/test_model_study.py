@@ -11,46 +11,23 @@ import pytest
 from typer.testing import CliRunner
 
 from flute.cli.main import app
-from flute.cohort.table import StudyTable
-from flute.cohort.variables import VARIABLE_NAMES
 from flute.deploy.artifact import load_verified
 from flute.deploy.keys import KeyPairFiles, load_signing_key, load_trusted_keys
 from flute.deploy.study import package_study_result
-from flute.engine.apps import client_app, server_app
-from flute.engine.embedded import HubBinding, run_embedded, study_run_config
 from flute.engine.flower import record_to_bytes
 from flute.engine.result import StudyResult
-from flute.engine.sources import InMemorySource
 from flute.engine.spec import StudySpec
 
-from .conftest import LOG_COLUMNS, Trained
-
-HUBS = ("hub-a", "hub-b", "hub-c")
-
+from .conftest import Trained
+from .study_hubs import HUBS, logistic_spec, run_on_three_hubs
 
 def _spec(study_id: str = "deploy-study") -> StudySpec:
-    return StudySpec.from_mapping(
-        {
-            "study_id": study_id,
-            "name": "csPCa risk, deployment test",
-            "cohort": {"variables": list(VARIABLE_NAMES)},
-            "preprocessing": {"log_transform": list(LOG_COLUMNS)},
-            "model": {"name": "logistic_regression", "l2": 0.001},
-            "training": {"rounds": 25, "tolerance": 1e-10},
-            "federation": {"min_hubs": 3, "timeout_s": 60},
-            "evaluation": {"cv_folds": 2, "leave_one_hub_out": False, "score_bins": 2000},
-        }
-    )
+    return logistic_spec(study_id, "csPCa risk, deployment test")
 
 
 @pytest.fixture(scope="module")
 def study(trained: Trained) -> StudyResult:
-    parts = np.array_split(np.arange(trained.features.shape[0]), len(HUBS))
-    hubs = [
-        HubBinding(name, source=InMemorySource(StudyTable(VARIABLE_NAMES, trained.features[rows], trained.labels[rows])))
-        for name, rows in zip(HUBS, parts)
-    ]
-    return run_embedded(server_app, client_app, hubs, study_run_config(_spec()))
+    return run_on_three_hubs(trained, _spec())
 
 
 def test_study_result_packages_into_a_verified_model(

@@ -11,49 +11,28 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flute.cohort.table import StudyTable
 from flute.cohort.variables import PIRADS, VARIABLE_NAMES
 from flute.deploy.artifact import ScoringModel, load_verified
 from flute.deploy.cql import render_cql
 from flute.deploy.errors import ManifestInvalid
 from flute.deploy.keys import KeyPairFiles, load_signing_key, load_trusted_keys
 from flute.deploy.scoring import score_units
-from flute.engine.apps import client_app, server_app
-from flute.engine.embedded import HubBinding, run_embedded, study_run_config
 from flute.engine.hub_steps import study_standardiser
 from flute.engine.result import StudyResult
-from flute.engine.sources import InMemorySource
-from flute.engine.spec import StudySpec
 from flute.fhir.readers import iter_units
 
 from .conftest import LOG_COLUMNS, S1, Trained, resign_manifest
+from .study_hubs import logistic_spec, run_on_three_hubs
 from .test_model_cql import formula_from_cql
 from .test_score_fhir import S1_ROW
 
-HUBS = ("hub-a", "hub-b", "hub-c")
 INPUTS = ("ageAtBiopsy", "pcaFamilyHistory", "typeOfBiopsy", "psa", "dre", "prostateVolume", "pirads=2", "pirads=3", "pirads=4", "pirads=5")
-SPEC = StudySpec.from_mapping(
-    {
-        "study_id": "transforms-study",
-        "name": "csPCa risk with PI-RADS categories",
-        "cohort": {"variables": list(VARIABLE_NAMES)},
-        "preprocessing": {"log_transform": list(LOG_COLUMNS), "categories": [PIRADS]},
-        "model": {"name": "logistic_regression", "l2": 0.001},
-        "training": {"rounds": 25, "tolerance": 1e-10},
-        "federation": {"min_hubs": 3, "timeout_s": 60},
-        "evaluation": {"cv_folds": 2, "leave_one_hub_out": False, "score_bins": 2000},
-    }
-)
+SPEC = logistic_spec("transforms-study", "csPCa risk with PI-RADS categories", categories=[PIRADS])
 
 
 @pytest.fixture(scope="module")
 def study(trained: Trained) -> StudyResult:
-    parts = np.array_split(np.arange(trained.features.shape[0]), len(HUBS))
-    hubs = [
-        HubBinding(name, source=InMemorySource(StudyTable(VARIABLE_NAMES, trained.features[rows], trained.labels[rows])))
-        for name, rows in zip(HUBS, parts)
-    ]
-    return run_embedded(server_app, client_app, hubs, study_run_config(SPEC))
+    return run_on_three_hubs(trained, SPEC)
 
 
 @pytest.fixture(scope="module")
