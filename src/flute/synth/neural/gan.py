@@ -19,20 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from flute.synth.generators import register
 from flute.synth.neural.federated_fit import FitSchedule
-from flute.synth.neural.latent_generator import LatentModelKind, LatentPlugin
+from flute.synth.neural.latent_generator import PRIVATE_REGIME, LatentModelKind, LatentPlugin
 
 if TYPE_CHECKING:
     from flute.synth.neural.encoding import EncodedLayout
     from flute.synth.neural.gan_model import ConditionalGan
 
 #: Many short rounds (each hub may hold one centre only; long local runs drift to it). Measured on
-#: PI-CAI (3 centres as 3 hubs, non-DP, seed 0): TSTR (LR) 0.72 against 0.87 train-on-real,
-#: SDMetrics quality 0.85, MIA AUC 0.49, DCR ratio 1.03 - well short of the VAE's utility.
+#: PI-CAI (3 centres as 3 hubs, non-DP): TSTR (LR) 0.49-0.72 across runs against 0.87 train-on-real,
+#: SDMetrics quality 0.83-0.85, MIA AUC 0.49, DCR ratio 1.03-1.07 - unstable, well short of the VAE.
 DEFAULT_SCHEDULE = FitSchedule(rounds=600, local_steps=2, batch_size=128, learning_rate=0.05, server_learning_rate=1e-3)
 
-#: Under DP (a request that sets none of these): a small network and few rounds of large Poisson
-#: batches, the regime measured best on PI-CAI at epsilon 1 and 3 (fewer noisy steps).
-PRIVATE_DEFAULTS: Mapping[str, Any] = {"rounds": 50, "local_steps": 1, "batch_size": 512, "server_learning_rate": 0.03, "hidden": 32, "depth": 1, "noise": 8}
+#: Under DP (a request that sets none of these): the latent models' private regime.
+PRIVATE_DEFAULTS: Mapping[str, Any] = PRIVATE_REGIME | {"noise": 8}
 
 
 def _architecture() -> type:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from flute.synth.generators import register
 from flute.synth.neural.federated_fit import FitSchedule
-from flute.synth.neural.latent_generator import LatentModelKind, LatentPlugin
+from flute.synth.neural.latent_generator import PRIVATE_REGIME, LatentModelKind, LatentPlugin
 
 if TYPE_CHECKING:
     from flute.synth.neural.encoding import EncodedLayout
@@ -28,9 +28,8 @@ if TYPE_CHECKING:
 #: quality 0.92, MIA AUC 0.51, DCR ratio 0.96.
 DEFAULT_SCHEDULE = FitSchedule(rounds=800, local_steps=2, batch_size=128, learning_rate=0.05, server_learning_rate=1e-2)
 
-#: Under DP (a request that sets none of these): a small network and few rounds of large Poisson
-#: batches, the regime measured best on PI-CAI at epsilon 1 and 3 (fewer noisy steps).
-PRIVATE_DEFAULTS: Mapping[str, Any] = {"rounds": 50, "local_steps": 1, "batch_size": 512, "server_learning_rate": 0.03, "hidden": 32, "depth": 1, "latent": 8}
+#: Under DP (a request that sets none of these): the latent models' private regime.
+PRIVATE_DEFAULTS: Mapping[str, Any] = PRIVATE_REGIME | {"latent": 8}
 
 
 def _architecture() -> type:
