@@ -148,7 +148,7 @@ def privacy(schema: TableSchema, synthetic: pd.DataFrame, train: pd.DataFrame, h
     from sklearn.neighbors import NearestNeighbors
 
     synth, members, outsiders = (standardised_embedding(schema, frame, train) for frame in (synthetic, train, holdout))
-    to_train, to_holdout = closest_record_distances(schema, synthetic, train, holdout, seed=seed)
+    to_train, to_holdout = _closest_distances(synth, members, outsiders, seed)
     nearest = NearestNeighbors(n_neighbors=1).fit(synth)
     score = -np.concatenate([nearest.kneighbors(members)[0][:, 0], nearest.kneighbors(outsiders)[0][:, 0]])
     truth = np.r_[np.ones(len(members)), np.zeros(len(outsiders))]
@@ -164,9 +164,13 @@ def closest_record_distances(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each synthetic row's distance to its closest train record and to its closest holdout
     record (train subsampled to the holdout's size, so the two medians compare like with like)."""
+    synth, members, outsiders = (standardised_embedding(schema, frame, train) for frame in (synthetic, train, holdout))
+    return _closest_distances(synth, members, outsiders, seed)
+
+
+def _closest_distances(synth: np.ndarray, members: np.ndarray, outsiders: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.neighbors import NearestNeighbors
 
-    synth, members, outsiders = (standardised_embedding(schema, frame, train) for frame in (synthetic, train, holdout))
     same_size = np.random.default_rng(seed).choice(len(members), size=min(len(members), len(outsiders)), replace=False)
     to_train = NearestNeighbors(n_neighbors=1).fit(members[same_size]).kneighbors(synth)[0][:, 0]
     to_holdout = NearestNeighbors(n_neighbors=1).fit(outsiders).kneighbors(synth)[0][:, 0]
