@@ -15,11 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flute.cohort.sites import SITES
 from flute.cohort.variables import PIRADS, PROSTATE_VOLUME, PSA, VARIABLE_NAMES
 
 if TYPE_CHECKING:
     from flute.engine.result import StudyResult
     from flute.engine.spec import StudySpec
+
+#: Logs of PSA and volume, PI-RADS as categories, one intercept for all hubs: the other
+#: candidates' preprocessing (hub intercepts are a logistic regression option).
+_POOLED_PREPROCESSING: dict[str, object] = {"standardise": True, "impute": "mean", "log_transform": [PSA, PROSTATE_VOLUME], "categories": [PIRADS]}
 
 #: The study the demo runs, with the model family `select_model` chooses: the 7 BCN-RC
 #: variables, csPCa outcome, 5-fold CV and leave-one-hospital-out, compared on the same
@@ -27,13 +32,18 @@ if TYPE_CHECKING:
 #: is the logistic-regression candidate (federated Newton: converges to the centralised fit).
 #: PSA and prostate volume enter as logs (so their difference is log PSA density) and PI-RADS as
 #: categories (one indicator per score 2..5): the risk step between PI-RADS 3 and 4 is far larger
-#: than between 2 and 3, which one numeric PI-RADS column cannot express.
+#: than between 2 and 3, which one numeric PI-RADS column cannot express. Each hospital gets its
+#: own intercept (`preprocessing.hub_intercepts`): the pilot sites differ in csPCa prevalence
+#: (33-44 %) and case mix, and on the simulated pilot (seeds 0-9) stratified intercepts are what
+#: lets a model trained on 2,240 men beat the published equation on net benefit at 15 % at every
+#: seed (a pooled intercept wins at about half of them); a light penalty (l2 0.001) because the
+#: same penalty shrinks every weight.
 DEMO_SPEC: dict[str, object] = {
     "study_id": "flute-demo-cspca",
     "name": "csPCa risk from the 7 BCN-RC variables across three simulated pilot hospitals",
     "cohort": {"variables": list(VARIABLE_NAMES), "included_only": True, "outcome": "csPCa"},
-    "preprocessing": {"standardise": True, "impute": "mean", "log_transform": [PSA, PROSTATE_VOLUME], "categories": [PIRADS]},
-    "model": {"name": "logistic_regression", "l2": 0.01},
+    "preprocessing": {**_POOLED_PREPROCESSING, "hub_intercepts": [site.slug for site in SITES]},
+    "model": {"name": "logistic_regression", "l2": 0.001},
     "strategy": {"name": "newton"},
     "seed": 0,
     "federation": {"min_hubs": 3},
@@ -87,8 +97,8 @@ class CandidateModel:
 #: The candidates, logistic regression first: another is chosen only if its AUROC is strictly higher.
 DEMO_CANDIDATES: tuple[CandidateModel, ...] = (
     CandidateModel("lr", DEMO_SPEC["model"], DEMO_SPEC["strategy"]),  # type: ignore[arg-type]
-    CandidateModel("svm", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"}, _LOCAL_TRAINING),
-    CandidateModel("mlp", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"}, _LOCAL_TRAINING),
+    CandidateModel("svm", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"}, _LOCAL_TRAINING, _POOLED_PREPROCESSING),
+    CandidateModel("mlp", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"}, _LOCAL_TRAINING, _POOLED_PREPROCESSING),
     CandidateModel("tree", {"name": "decision_tree", "max_depth": 6, "min_rows_leaf": 30}, preprocessing=_ORDINAL_PIRADS),
     CandidateModel(
         "forest", {"name": "random_forest", "n_trees": 50, "max_depth": 6, "min_rows_leaf": 40, "max_features": 0.75}, preprocessing=_ORDINAL_PIRADS

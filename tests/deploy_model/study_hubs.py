@@ -20,11 +20,9 @@ from .conftest import LOG_COLUMNS, Trained
 HUBS = ("hub-a", "hub-b", "hub-c")
 
 
-def logistic_spec(study_id: str, name: str, *, categories: Sequence[str] = ()) -> StudySpec:
+def logistic_spec(study_id: str, name: str, *, categories: Sequence[str] = (), hub_intercepts: Sequence[str] = ()) -> StudySpec:
     """25 Newton rounds, 2-fold CV, no leave-one-hub-out: fast and converged."""
-    preprocessing: dict[str, object] = {"log_transform": list(LOG_COLUMNS)}
-    if categories:
-        preprocessing["categories"] = list(categories)
+    preprocessing: dict[str, object] = {"log_transform": list(LOG_COLUMNS), "categories": list(categories), "hub_intercepts": list(hub_intercepts)}
     return StudySpec.from_mapping(
         {
             "study_id": study_id,

@@ -4,6 +4,7 @@ same comparators computed on pooled rows; and what the simulated pilot cohort sh
 
 from __future__ import annotations
 
+import json
 import os
 from functools import cache
 from pathlib import Path
@@ -238,21 +239,25 @@ def test_reference_reads_exactly_the_variables_the_spec_requires() -> None:
 
 
 @pytest.mark.slow
-def test_on_the_simulated_pilot_cohort_the_federated_model_beats_both_on_auroc_and_ties_the_reference_on_net_benefit() -> None:
-    """At demo scale (seed 0), federated logistic regression (PI-RADS as categories): within 0.001
-    AUROC of the best zoo model (the linear SVM, which `benchmarks/simulated_pilot.py` and
-    `flute demo` select) and much faster
-    to train. Each site's outcomes follow its own evidence-anchored true model
+def test_on_the_simulated_pilot_cohort_the_federated_model_beats_both_on_auroc_and_net_benefit() -> None:
+    """At demo scale (seed 0), the demo's federated logistic regression (PI-RADS as categories, one
+    intercept per hospital). Each site's outcomes follow its own evidence-anchored true model
     (`flute.cohort.risk_model`: PSA density, site-specific PI-RADS reading and DRE), so the
     BCN-style reference is a transported published model, not the data-generating one. The model
-    beats PI-RADS alone clearly on AUROC and on net benefit at 15 %, and beats the reference on
-    AUROC; on net benefit at 15 % it is within 0.003 of the reference (a tie: 0.003 is about 8 of
-    2,802 men; the reference is slightly ahead at seed 0). This pins the current finding so a
-    simulator or model change has to revisit it (F-PIL-15)."""
-    report = validation_report(run(site_tables(1.0), demo_spec(leave_one_hub_out=False)), mode="embedded")
+    beats PI-RADS alone clearly, and the reference on AUROC (by ~0.01) and on net benefit at
+    15 % (by ~0.001, about 3 of 2,802 men: the reference is close to the true risks' own net
+    benefit on this cohort; `benchmarks/simulated_pilot.py` shows the other seeds). With one
+    intercept for all hospitals the same model is behind the reference on net benefit at this
+    seed, which the second half pins (F-PIL-15)."""
+    tables = site_tables(1.0)
+    report = validation_report(run(tables, demo_spec(leave_one_hub_out=False)), mode="embedded")
     model, pirads, reference = report.pooled.metrics, comparator(report, "pirads_only").metrics, comparator(report, "bcn_reference").metrics
     net_benefit = {name: m.operating_point.counts.net_benefit for name, m in (("model", model), ("pirads", pirads), ("reference", reference))}
     assert model.auroc.value - pirads.auroc.value > 0.08
     assert net_benefit["model"] > net_benefit["pirads"] + 0.01
-    assert model.auroc.value > reference.auroc.value
-    assert abs(net_benefit["model"] - net_benefit["reference"]) < 0.003
+    assert model.auroc.value > reference.auroc.value + 0.005
+    assert net_benefit["model"] > net_benefit["reference"]
+    pooled_spec = json.loads(demo_spec(leave_one_hub_out=False).to_json())
+    pooled_spec["preprocessing"]["hub_intercepts"] = []
+    pooled = validation_report(run(tables, StudySpec.from_mapping(pooled_spec)), mode="embedded").pooled.metrics
+    assert pooled.operating_point.counts.net_benefit < net_benefit["reference"] < net_benefit["model"]

@@ -16,6 +16,7 @@ failure is its own exception type (errors.py) with a message that says what to d
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass
@@ -55,6 +56,10 @@ class MissingFeatures(ValueError):
     """Rows with missing values given to a model whose manifest does not allow imputation."""
 
 
+class UnknownSite(ValueError):
+    """A site named for scoring that the model has no intercept for."""
+
+
 @dataclass(frozen=True)
 class ScoringModel:
     """A verified model: its manifest and a predictor for raw study-variable rows."""
@@ -62,6 +67,18 @@ class ScoringModel:
     manifest: Manifest
     predictor: Predictor
     source: Path | None = None
+    site: str | None = None
+
+    def for_site(self, site: str | None) -> ScoringModel:
+        """This model as scored at `site`: with the site's own intercept where the manifest lists
+        one (`Manifest.site_intercepts`), else refused; None scores with the common intercept."""
+        if site is not None and site not in self.manifest.site_intercepts:
+            known = sorted(self.manifest.site_intercepts)
+            raise UnknownSite(
+                f"model {self.manifest.model.model_id} has no intercept for site {site!r}; "
+                + (f"its sites are {known}" if known else "it has one intercept for every site (leave out the site)")
+            )
+        return dataclasses.replace(self, site=site)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -83,8 +100,12 @@ class ScoringModel:
         return (imputed - np.asarray(prep.means)) / np.asarray(prep.scales)
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """P(csPCa) per row of raw features."""
-        return self.predictor.predict_risk(self.inputs(np.asarray(features, dtype=np.float64)))
+        """P(csPCa) per row of raw features (at `site`, when set)."""
+        risks = self.predictor.predict_risk(self.inputs(np.asarray(features, dtype=np.float64)))
+        if self.site is None:
+            return risks
+        clipped = np.clip(risks, 1e-15, 1.0 - 1e-15)
+        return 1.0 / (1.0 + np.exp(-(np.log(clipped / (1.0 - clipped)) + self.manifest.site_intercepts[self.site])))
 
 
 def package_model(
@@ -102,6 +123,7 @@ def package_model(
     threshold: float = DEFAULT_THRESHOLD,
     allow_imputation: bool = False,
     model_type: str | None = None,
+    site_intercepts: Mapping[str, float] | None = None,
 ) -> Path:
     """Write a signed artifact for a fitted model into `out_dir` (new or empty); returns it.
 
@@ -109,7 +131,8 @@ def package_model(
     training means (off by default: an imputed risk must be a deliberate choice of the publisher).
     `model_type` names the model family where the fitted object alone does not (a study's
     `model.name`: a one-tree forest is also a decision tree); by default the first registered
-    family that can pack the model is used.
+    family that can pack the model is used. `site_intercepts`: each training site's log-odds
+    offset from the common intercept (`Manifest.site_intercepts`).
     """
     family, packed = family_of_model(model, model_type)
     tensors = packed.tensors
@@ -142,6 +165,7 @@ def package_model(
         provenance=provenance,
         privacy=privacy,
         validation=metrics,
+        site_intercepts=dict(site_intercepts or {}),
         files={WEIGHTS_FILE: _sha256(weights)},
     )
     card = render_model_card(manifest).encode("utf-8")

@@ -13,6 +13,7 @@ a newer format version is `UnknownFormat`, not a list of confusing field errors.
 from __future__ import annotations
 
 import json
+import math
 import re
 from datetime import datetime
 from typing import Any, Final, Literal
@@ -169,6 +170,11 @@ class TensorSpec(_Strict):
 
 
 class Manifest(_Strict):
+    """What an artifact is and expects. `site_intercepts`: for a model trained with one intercept
+    per hub (`preprocessing.hub_intercepts` of the study spec), the log-odds each training site
+    adds to the common intercept the weights hold; a site scores with its own (`ScoringModel.
+    for_site`), any other site with the common one."""
+
     format: Literal["flute-model-artifact"] = ARTIFACT_FORMAT
     format_version: Literal[1] = FORMAT_VERSION
     model: ModelIdentity
@@ -179,6 +185,7 @@ class Manifest(_Strict):
     provenance: TrainingProvenance
     privacy: PrivacyRecord = PrivacyRecord()
     validation: ValidationMetrics | None = None
+    site_intercepts: dict[str, float] = {}
     files: dict[str, str]
 
     @model_validator(mode="after")
@@ -202,6 +209,9 @@ class Manifest(_Strict):
         for field, values in (("means", prep.means), ("scales", prep.scales), ("imputation", prep.imputation)):
             if len(values) != len(inputs):
                 problems.append(f"preprocessing.{field} has {len(values)} values for {len(inputs)} model inputs {list(inputs)}")
+        odd_sites = [site for site, offset in self.site_intercepts.items() if not math.isfinite(offset)]
+        if odd_sites:
+            problems.append(f"site_intercepts of {odd_sites} are not finite log-odds")
         tensor_names = [tensor.name for tensor in self.tensors]
         if len(set(tensor_names)) != len(tensor_names):
             problems.append(f"tensors list a name more than once: {tensor_names}")

@@ -74,12 +74,24 @@ def _structure(manifest: Manifest) -> str:
     weights = f"Architecture: {shape}. " if shape else ""
     if model.fhir_library:
         export = "It is also published as a FHIR Library with CQL (`flute model library`)."
+        if manifest.site_intercepts:
+            export += " The Library computes the common-intercept risk (a site not among the training sites)."
     else:
         export = (
             f"No FHIR Library / CQL export: a {model.model_type} model is not a closed-form formula; "
             "it is scored only by the FLUTE scoring service (`flute score run|serve`)."
         )
-    return f"{weights}{export}"
+    return f"{weights}{export}{_sites(manifest)}"
+
+
+def _sites(manifest: Manifest) -> str:
+    if not manifest.site_intercepts:
+        return ""
+    offsets = ", ".join(f"{site} {offset:+.3f}" for site, offset in manifest.site_intercepts.items())
+    return (
+        "\nOne intercept per training site (stratified intercepts): log-odds added to the common intercept - "
+        f"{offsets}. A training site scores with its own (`flute score run|serve --site NAME`); any other site with the common one."
+    )
 
 
 def _range(minimum: float | None, maximum: float | None, allowed: tuple[float, ...]) -> str:

@@ -45,6 +45,8 @@ class ModelSummary(BaseModel):
     provenance: TrainingProvenance
     privacy: PrivacyRecord
     validation: ValidationMetrics | None
+    site_intercepts: dict[str, float]
+    site: str | None
 
 
 class Health(BaseModel):
@@ -93,6 +95,8 @@ def create_app(model: ScoringModel) -> FastAPI:
             provenance=manifest.provenance,
             privacy=manifest.privacy,
             validation=manifest.validation,
+            site_intercepts=manifest.site_intercepts,
+            site=model.site,
         )
 
     @app.post("/score", openapi_extra=_BUNDLE_BODY, response_class=Response)

@@ -7,6 +7,7 @@ pooled out-of-fold validation figures (F-PIL-15) when the study ran cross-valida
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
@@ -15,7 +16,8 @@ from flute import __version__
 from flute.deploy.artifact import package_model
 from flute.deploy.keys import SigningKey
 from flute.deploy.manifest import DEFAULT_THRESHOLD, PrivacyRecord, TrainingProvenance, ValidationMetrics
-from flute.engine.result import StudyResult
+from flute.engine.records import Preprocessing
+from flute.engine.result import StudyResult, TrainedModel
 from flute.engine.spec import PetOptions, StudySpec
 from flute.evaluate.metrics import EvaluationMetrics
 
@@ -37,7 +39,7 @@ def package_study_result(
     by another spec. The model id is the study id."""
     if result.spec != spec:
         raise ValueError(f"the result is of study {result.spec.study_id!r} with another spec than the one given ({spec.study_id!r}); package it with the spec it ran")
-    model = result.final_model
+    model, site_intercepts = split_hub_intercepts(result.final_model, spec)
     standardiser = model.standardiser
     provenance = TrainingProvenance(
         study_id=spec.study_id,
@@ -58,8 +60,28 @@ def package_study_result(
     return package_model(
         model.fitted(), standardiser, provenance, metrics, out_dir, signing_key,
         model_id=spec.study_id, version=version, title=spec.name, privacy=privacy_record(spec.pets),
-        threshold=threshold, allow_imputation=allow_imputation, model_type=model.model_name,
+        threshold=threshold, allow_imputation=allow_imputation, model_type=model.model_name, site_intercepts=site_intercepts,
     )  # fmt: skip
+
+
+def split_hub_intercepts(model: TrainedModel, spec: StudySpec) -> tuple[TrainedModel, dict[str, float]]:
+    """A logistic model trained with hub intercepts as the model of the common intercept plus
+    each hub's log-odds offset. The hub columns are the last, unscaled 0/1 inputs (mean 0, scale
+    1), so a site's log-odds are the common model's plus its column's weight, and dropping the
+    columns leaves exactly the model an unlisted site gets (all-zero hub columns)."""
+    hubs = spec.preprocessing.hub_intercepts
+    if not hubs:
+        return model, {}
+    if model.model_name != "logistic_regression":
+        raise ValueError(f"hub intercepts fold only out of a logistic regression, not a {model.model_name}")
+    keep = len(model.preprocessing.means) - len(hubs)
+    common = dataclasses.replace(
+        model,
+        columns=model.columns[: len(model.columns) - len(hubs)],
+        preprocessing=Preprocessing(model.preprocessing.means[:keep], model.preprocessing.scales[:keep]),
+        weights=model.weights[: keep + 1],  # the intercept first, then one weight per input
+    )
+    return common, {hub: float(weight) for hub, weight in zip(hubs, model.weights[keep + 1 :], strict=True)}
 
 
 def spec_sha256(spec: StudySpec) -> str:

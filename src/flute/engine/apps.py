@@ -92,6 +92,7 @@ def _on_hub_table(message: Message, context: Context, step: HubStep) -> Message:
     with open_data_source(context.node_config) as source:
         table = source.study_table(spec.cohort.variables, included_only=spec.cohort.included_only)
     hub_steps.check_cohort(spec, table)
+    table = hub_steps.with_hub_columns(spec, table, hub_name(context.node_config))
     spec, table = comparators.hub_view(spec, table, message.content)
     return Message(step(spec, table, message.content, context), reply_to=message)
 

@@ -34,6 +34,20 @@ def check_cohort(spec: StudySpec, table: StudyTable) -> None:
         )
 
 
+def with_hub_columns(spec: StudySpec, table: StudyTable, hub: str) -> StudyTable:
+    """The hub's table with its hub-intercept columns (`preprocessing.hub_intercepts`): 1 in its
+    own, 0 in the others'. A hub the spec does not list does not take part: its rows would
+    silently get the common intercept of the hubs it is not."""
+    hubs = spec.preprocessing.hub_intercepts
+    if not hubs:
+        return table
+    if hub not in hubs:
+        raise HubRefusal(f"hub {hub!r} is not among the study's preprocessing.hub_intercepts {list(hubs)}; it does not take part")
+    indicators = np.zeros((table.n, len(hubs)))
+    indicators[:, hubs.index(hub)] = 1.0
+    return StudyTable((*table.columns, *spec.preprocessing.hub_columns), np.hstack([table.features, indicators]), table.labels)
+
+
 def select_rows(table: StudyTable, rows: RowSelection) -> StudyTable:
     """The rows a task uses; fold membership is computed here, from the hub's own labels."""
     if rows.part == "all":
@@ -63,7 +77,7 @@ def study_standardiser(spec: StudySpec, preprocessing: Preprocessing) -> Standar
             f"preprocessing has {preprocessing.means.shape[0]} columns but the study has {len(spec.model_inputs)} model inputs"
         )
     prep = spec.preprocessing
-    return Standardiser(spec.cohort.variables, prep.log_transform, preprocessing.means, preprocessing.scales, prep.categories)
+    return Standardiser(spec.study_columns, prep.log_transform, preprocessing.means, preprocessing.scales, prep.categories)
 
 
 def _objective(spec: StudySpec, ins: TrainIns) -> LogisticObjective:

@@ -229,7 +229,7 @@ def _get_outcome(record: RecordDict, prefix: str, task: Task, spec: StudySpec) -
             raise RecordFormatError(f"stored task {task.key} names a comparator the study's spec does not list")
         spec = comparator_spec(spec, task.comparator)  # type: ignore[arg-type]
     model = TrainedModel(
-        columns=spec.cohort.variables,
+        columns=spec.study_columns,
         log_columns=spec.preprocessing.log_transform,
         categories=spec.preprocessing.categories,
         preprocessing=Preprocessing(arrays["means"].numpy(), arrays["scales"].numpy()),

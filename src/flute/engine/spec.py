@@ -10,6 +10,7 @@ of the spec so a hub can see what it is asked to commit.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union, get_args
@@ -56,18 +57,36 @@ class CohortSpec(_Strict):
         return variables
 
 
+_HUB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def hub_column(hub: str) -> str:
+    """The study column of hub `hub`'s intercept (`PreprocessingSpec.hub_intercepts`)."""
+    return f"hub={hub}"
+
+
 class PreprocessingSpec(_Strict):
     """Federated preprocessing: parameters come from additive sums over the hubs' rows.
 
     Per-variable transforms (hub-local, from public information only, so no privacy cost):
     `log_transform` takes the natural log (values must be > 0; missing stays missing until
     imputation); `categories` expands a variable with IG-fixed codes (e.g. PI-RADS 1..5) into one
-    indicator per code except the first, the reference level (`flute.learn.preprocess`)."""
+    indicator per code except the first, the reference level (`flute.learn.preprocess`).
+
+    `hub_intercepts` (stratified intercepts, as in individual-participant-data meta-analyses of
+    prediction models, Debray et al., Stat Med 2013;32:3158-80): the study's hubs by name; each
+    hub appends its own 0/1 column `hub=<name>` (`hub_column`), unscaled, so the model learns one
+    intercept per hub (a common intercept plus L2-penalised hub deviations) instead of one for
+    all: hospitals differ in prevalence and case mix, and a pooled intercept miscalibrates every
+    one of them. A hub outside the training set (leave-one-hub-out, a new site) has all-zero hub
+    columns and gets the common intercept. Disclosure: each hub's deviation is a model weight,
+    i.e. a function of that hub's own calibration-in-the-large; hubs approve it with the spec."""
 
     standardise: bool = True
     impute: Literal["mean"] = "mean"
     log_transform: tuple[str, ...] = ()
     categories: tuple[str, ...] = ()
+    hub_intercepts: tuple[str, ...] = ()
 
     @field_validator("categories")
     @classmethod
@@ -79,6 +98,23 @@ class PreprocessingSpec(_Strict):
         if len(set(categories)) != len(categories):
             raise ValueError(f"categories lists a variable more than once: {list(categories)}")
         return categories
+
+    @field_validator("hub_intercepts")
+    @classmethod
+    def _distinct_hub_names(cls, hubs: tuple[str, ...]) -> tuple[str, ...]:
+        if hubs and len(hubs) < 2:
+            raise ValueError(f"hub_intercepts needs at least two hubs (one hub's intercept is the common one), got {list(hubs)}")
+        if len(set(hubs)) != len(hubs):
+            raise ValueError(f"hub_intercepts lists a hub more than once: {list(hubs)}")
+        malformed = [hub for hub in hubs if not _HUB_NAME.fullmatch(hub)]
+        if malformed:
+            raise ValueError(f"hub_intercepts {malformed} are not hub names (1-64 letters, digits, '.', '_' or '-')")
+        return hubs
+
+    @property
+    def hub_columns(self) -> tuple[str, ...]:
+        """The hub-intercept columns, in `hub_intercepts` order."""
+        return tuple(hub_column(hub) for hub in self.hub_intercepts)
 
     @model_validator(mode="after")
     def _one_transform_per_variable(self) -> PreprocessingSpec:
@@ -369,10 +405,36 @@ class StudySpec(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _hub_intercepts_fit_the_study(self) -> StudySpec:
+        """Hub intercepts are a logistic regression option: its intercept deviations fold into one
+        log-odds offset per site when the model is packaged (`flute.deploy.study`), which the
+        other families' non-linear use of inputs would not allow; a penalty identifies them next
+        to the common intercept; and DP column bounds do not cover them."""
+        if not self.preprocessing.hub_intercepts:
+            return self
+        if not isinstance(self.model, LogisticRegressionSpec):
+            raise ValueError(f"preprocessing.hub_intercepts is an option of logistic_regression, not of model {self.model.name!r}")
+        if self.model.l2 <= 0:
+            raise ValueError("preprocessing.hub_intercepts needs model.l2 > 0: the penalty separates the hubs' deviations from the common intercept")
+        if self.pets.dp is not None:
+            raise ValueError("preprocessing.hub_intercepts is not supported with pets.mode 'secagg_dp' (each hub's deviation is a per-hub release)")
+        if self.federation.min_hubs > len(self.preprocessing.hub_intercepts):
+            raise ValueError(
+                f"federation.min_hubs {self.federation.min_hubs} exceeds the {len(self.preprocessing.hub_intercepts)} hubs of "
+                "preprocessing.hub_intercepts: list every hub the study runs on"
+            )
+        return self
+
+    @property
+    def study_columns(self) -> tuple[str, ...]:
+        """The columns of a hub's study table: the cohort variables, then its hub-intercept columns."""
+        return (*self.cohort.variables, *self.preprocessing.hub_columns)
+
     @property
     def model_inputs(self) -> tuple[str, ...]:
         """The model's input columns after the per-variable transforms, in order."""
-        return design_columns(self.cohort.variables, category_levels(self.preprocessing.categories))
+        return design_columns(self.study_columns, category_levels(self.preprocessing.categories))
 
     @model_validator(mode="after")
     def _pets_fit_the_study(self) -> StudySpec:

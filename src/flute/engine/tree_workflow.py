@@ -200,7 +200,7 @@ def train_model_task(coordinator: Coordinator, task: Task, train_rows: RowSelect
         vector = encode(fit_tree_model(spec.model.params(), federation, seed=spec.seed, bins=bins, base_margin=margin))
         rounds, converged = messaging.rounds, True
     return TrainedModel(
-        columns=spec.cohort.variables,
+        columns=spec.study_columns,
         log_columns=spec.preprocessing.log_transform,
         categories=spec.preprocessing.categories,
         preprocessing=preprocessing,

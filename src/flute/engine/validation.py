@@ -25,7 +25,8 @@ def validation_report(result: StudyResult, *, mode: str) -> ValidationReport:
     spec = result.spec
     model = (
         f"{spec.model.name} on {', '.join(spec.cohort.variables)} (log of {', '.join(spec.preprocessing.log_transform) or 'none'}; "
-        f"categories of {', '.join(spec.preprocessing.categories) or 'none'}), "
+        f"categories of {', '.join(spec.preprocessing.categories) or 'none'}; "
+        f"{'one intercept per hub' if spec.preprocessing.hub_intercepts else 'one intercept for all hubs'}), "
         f"{_options(spec)}, strategy {spec.strategy.name}; "
         f"{spec.evaluation.cv_folds}-fold CV with folds assigned at each hub (seed {spec.seed})"
     )

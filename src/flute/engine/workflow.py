@@ -313,7 +313,7 @@ class Coordinator:
             on_round=on_round,
         )
         model = TrainedModel(
-            columns=self.spec.cohort.variables,
+            columns=self.spec.study_columns,
             log_columns=self.spec.preprocessing.log_transform,
             categories=self.spec.preprocessing.categories,
             preprocessing=preprocessing,
@@ -389,7 +389,7 @@ class Coordinator:
             total, n_positive = layout.decode(self._secure_total(MessageKind.SUMMARY, payload, nodes, group, length=layout.length))
         prep = self.spec.preprocessing
         standardiser = Standardiser.from_sums(
-            self.spec.cohort.variables, prep.log_transform, total, standardise=prep.standardise, categories=prep.categories
+            self.spec.study_columns, prep.log_transform, total, standardise=prep.standardise, categories=prep.categories, unscaled=prep.hub_columns
         )
         self.released_outcomes = (n_positive, total.n_rows)
         class_weights = (1.0, 1.0)

@@ -178,22 +178,26 @@ class Standardiser:
         *,
         standardise: bool = True,
         categories: Sequence[str] = (),
+        unscaled: Sequence[str] = (),
     ) -> Standardiser:
         """The coordinator-side step. Scales are sample standard deviations (ddof=1); a column with
-        no variance cannot be standardised and is refused with its name."""
+        no variance cannot be standardised and is refused with its name. `unscaled` inputs (0/1
+        hub-intercept columns) keep their raw values (mean 0, scale 1): all-zero then means "no
+        listed hub", and such a column may be constant (a hub left out of training)."""
         inputs = design_columns(columns, category_levels(categories))
         if len(inputs) != sums.total.shape[0]:
             raise PreprocessingError(f"column sums cover {sums.total.shape[0]} inputs but the study has {len(inputs)}: {list(inputs)}")
         empty = [name for name, count in zip(inputs, sums.n_observed) if count == 0]
         if empty:
             raise PreprocessingError(f"columns {empty} have no observed value at any participating hub; drop them from the cohort")
-        means = sums.total / sums.n_observed
+        keep = np.array([name in unscaled for name in inputs], dtype=bool)
+        means = np.where(keep, 0.0, sums.total / sums.n_observed)
         if not standardise:
             return cls(tuple(columns), tuple(log_columns), means, np.ones_like(means), tuple(categories))
         # Sum of squared deviations from the global mean: sum x^2 - n * mean^2.
         deviations = np.maximum(sums.total_squares - sums.n_observed * means * means, 0.0)
         variances = np.where(sums.n_observed > 1, deviations / np.maximum(sums.n_observed - 1, 1), 0.0)
-        scales = np.sqrt(variances)
+        scales = np.where(keep, 1.0, np.sqrt(variances))
         constant = [name for name, scale in zip(inputs, scales) if not scale > 0]
         if constant:
             raise PreprocessingError(f"columns {constant} are constant across the participating hubs and cannot be standardised")
