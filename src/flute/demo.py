@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 #: Logs of PSA and volume, PI-RADS as categories, one intercept for all hubs: the other
 #: candidates' preprocessing (hub intercepts are a logistic regression option).
-_POOLED_PREPROCESSING: dict[str, object] = {"standardise": True, "impute": "mean", "log_transform": [PSA, PROSTATE_VOLUME], "categories": [PIRADS]}
+POOLED_PREPROCESSING: dict[str, object] = {"standardise": True, "impute": "mean", "log_transform": [PSA, PROSTATE_VOLUME], "categories": [PIRADS]}
 
 #: The study the demo runs, with the model family `select_model` chooses: the 7 BCN-RC
 #: variables, csPCa outcome, 5-fold CV and leave-one-hospital-out, compared on the same
@@ -42,7 +42,7 @@ DEMO_SPEC: dict[str, object] = {
     "study_id": "flute-demo-cspca",
     "name": "csPCa risk from the 7 BCN-RC variables across three simulated pilot hospitals",
     "cohort": {"variables": list(VARIABLE_NAMES), "included_only": True, "outcome": "csPCa"},
-    "preprocessing": {**_POOLED_PREPROCESSING, "hub_intercepts": [site.slug for site in SITES]},
+    "preprocessing": {**POOLED_PREPROCESSING, "hub_intercepts": [site.slug for site in SITES]},
     "model": {"name": "logistic_regression", "l2": 0.001},
     "strategy": {"name": "newton"},
     "seed": 0,
@@ -97,8 +97,8 @@ class CandidateModel:
 #: The candidates, logistic regression first: another is chosen only if its AUROC is strictly higher.
 DEMO_CANDIDATES: tuple[CandidateModel, ...] = (
     CandidateModel("lr", DEMO_SPEC["model"], DEMO_SPEC["strategy"]),  # type: ignore[arg-type]
-    CandidateModel("svm", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"}, _LOCAL_TRAINING, _POOLED_PREPROCESSING),
-    CandidateModel("mlp", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"}, _LOCAL_TRAINING, _POOLED_PREPROCESSING),
+    CandidateModel("svm", {"name": "linear_svm", "loss": "squared_hinge", "l2": 0.01}, {"name": "fedavg"}, _LOCAL_TRAINING, POOLED_PREPROCESSING),
+    CandidateModel("mlp", {"name": "mlp", "hidden_units": 4, "l2": 0.01, "activation": "tanh"}, {"name": "fedavg"}, _LOCAL_TRAINING, POOLED_PREPROCESSING),
     CandidateModel("tree", {"name": "decision_tree", "max_depth": 6, "min_rows_leaf": 30}, preprocessing=_ORDINAL_PIRADS),
     CandidateModel(
         "forest", {"name": "random_forest", "n_trees": 50, "max_depth": 6, "min_rows_leaf": 40, "max_features": 0.75}, preprocessing=_ORDINAL_PIRADS

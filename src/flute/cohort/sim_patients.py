@@ -118,6 +118,7 @@ class SimulatedPatient:
     repeat_biopsy: int
     pirads: int
     isup: int
+    true_risk: float  # P(csPCa) under the site's true model: the benchmark no trained model can beat in expectation
     biopsy_date: date
     mri_date: date
     psa_date: date
@@ -207,7 +208,8 @@ def draw_site_patients(site: SiteSpec, n: int, rng: np.random.Generator, mess: M
     lp = linear_predictor(x, site.risk)
     included = (psa >= IG_PSA_INCLUSION_NG_PER_ML) | (dre == 1)
     intercept = solve_intercept(lp[included], site.prevalence)
-    cspca = rng.random(n) < sigmoid(intercept + lp)
+    true_risk = sigmoid(intercept + lp)
+    cspca = rng.random(n) < true_risk
     isup = _draw_isup(cspca, pirads, rng)
 
     biopsy_day = rng.integers(0, _BIOPSY_DAYS, n)
@@ -267,6 +269,7 @@ def draw_site_patients(site: SiteSpec, n: int, rng: np.random.Generator, mess: M
                 repeat_biopsy=int(repeat_biopsy[i]),
                 pirads=int(pirads[i]),
                 isup=int(isup[i]),
+                true_risk=float(true_risk[i]),
                 biopsy_date=biopsy,
                 mri_date=mri,
                 psa_date=psa_when,
