@@ -124,6 +124,7 @@ def test_a_hub_the_spec_does_not_list_refuses() -> None:
         ({"preprocessing": {"hub_intercepts": ["hub-a"]}}, "at least two hubs"),
         ({"preprocessing": {"hub_intercepts": ["hub-a", "hub-a"]}}, "more than once"),
         ({"preprocessing": {"hub_intercepts": ["hub a", "hub-b"]}}, "are not hub names"),
+        ({"pets": {"mode": "secagg"}}, "not supported with pets.mode 'secagg': a hub's intercept column"),
         (
             {
                 "cohort": {"variables": ["ageAtBiopsy", "psa"]},

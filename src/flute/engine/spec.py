@@ -79,8 +79,10 @@ class PreprocessingSpec(_Strict):
     intercept per hub (a common intercept plus L2-penalised hub deviations) instead of one for
     all: hospitals differ in prevalence and case mix, and a pooled intercept miscalibrates every
     one of them. A hub outside the training set (leave-one-hub-out, a new site) has all-zero hub
-    columns and gets the common intercept. Disclosure: each hub's deviation is a model weight,
-    i.e. a function of that hub's own calibration-in-the-large; hubs approve it with the spec."""
+    columns and gets the common intercept. Disclosure: a hub column's entries of every Newton
+    sum come from that hub alone (its residual sum, its curvature-weighted column sums), so they
+    are per-hub aggregates, which secure aggregation exists to hide: allowed only with pets.mode
+    'none', where hubs answer in the clear anyway."""
 
     standardise: bool = True
     impute: Literal["mean"] = "mean"
@@ -410,15 +412,19 @@ class StudySpec(_Strict):
         """Hub intercepts are a logistic regression option: its intercept deviations fold into one
         log-odds offset per site when the model is packaged (`flute.deploy.study`), which the
         other families' non-linear use of inputs would not allow; a penalty identifies them next
-        to the common intercept; and DP column bounds do not cover them."""
+        to the common intercept; and their sums are per-hub (see PreprocessingSpec), so no PET
+        mode that promises sums over hubs only may carry them."""
         if not self.preprocessing.hub_intercepts:
             return self
         if not isinstance(self.model, LogisticRegressionSpec):
             raise ValueError(f"preprocessing.hub_intercepts is an option of logistic_regression, not of model {self.model.name!r}")
         if self.model.l2 <= 0:
             raise ValueError("preprocessing.hub_intercepts needs model.l2 > 0: the penalty separates the hubs' deviations from the common intercept")
-        if self.pets.dp is not None:
-            raise ValueError("preprocessing.hub_intercepts is not supported with pets.mode 'secagg_dp' (each hub's deviation is a per-hub release)")
+        if self.pets.mode != "none":
+            raise ValueError(
+                f"preprocessing.hub_intercepts is not supported with pets.mode {self.pets.mode!r}: a hub's intercept column "
+                "makes its entries of every secure sum that hub's own sums; use pets.mode 'none' or drop the hub intercepts"
+            )
         if self.federation.min_hubs > len(self.preprocessing.hub_intercepts):
             raise ValueError(
                 f"federation.min_hubs {self.federation.min_hubs} exceeds the {len(self.preprocessing.hub_intercepts)} hubs of "
