@@ -5,6 +5,7 @@ and by each hub, packaged as a common model plus each site's log-odds offset, an
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from flute.cohort.table import StudyTable
 from flute.cohort.variables import VARIABLE_NAMES
 from flute.deploy.artifact import UnknownSite, load_verified
+from flute.deploy.cql import cql_library, linear_formula, render_cql
 from flute.deploy.keys import KeyPairFiles, load_signing_key, load_trusted_keys
 from flute.deploy.study import package_study_result
 from flute.engine.hub_steps import HubRefusal, with_hub_columns
@@ -22,6 +24,7 @@ from flute.engine.result import StudyResult
 from flute.engine.spec import SpecError, StudySpec
 
 from .conftest import S1, Trained
+from .r4b import assert_valid_r4b
 from .study_hubs import HUBS, logistic_spec, run_on_three_hubs
 
 
@@ -71,6 +74,26 @@ def test_packaged_model_scores_each_site_with_its_own_intercept(
         model.for_site("elsewhere")
     card = (path / "model-card.md").read_text(encoding="utf-8")
     assert "One intercept per training site" in card and "hub-a" in card
+
+
+def test_cql_library_takes_the_site_as_a_parameter(
+    study: StudyResult, trained: Trained, publisher: KeyPairFiles, trust_dir: Path, tmp_path: Path
+) -> None:
+    """The CQL states each site's offset (read back from the text) and picks it by the `Site`
+    parameter; its formula reproduces the site's scores."""
+    path = package_study_result(study, _spec(), tmp_path / "artifact", load_signing_key(publisher.private_key))
+    model = load_verified(path, load_trusted_keys(trust_dir))
+    cql = render_cql(model)
+    assert 'parameter "Site" String' in cql and '+ "Site offset"' in cql
+    written = {site: float(offset) for site, offset in re.findall(r"when '([^']+)' then (-?\d+\.\d+)", cql)}
+    assert written == model.manifest.site_intercepts
+    library = cql_library(model)
+    assert_valid_r4b(library)
+    assert {"name": "Site", "use": "in", "min": 0, "max": "1", "type": "string"} in library["parameter"]
+    complete = trained.features[~np.isnan(trained.features).any(axis=1)]
+    formula = linear_formula(model)
+    for site in (*HUBS, None):
+        np.testing.assert_allclose(formula.risk(complete, site), model.for_site(site).predict(complete), rtol=0, atol=1e-12)
 
 
 def test_score_cli_takes_the_site_and_refuses_an_unknown_one(

@@ -58,12 +58,16 @@ class LinearTerm:
 
 @dataclass(frozen=True)
 class LinearRiskFormula:
+    """The intercept, the terms, and each training site's log-odds offset (`Manifest.
+    site_intercepts`; the CQL's `Site` parameter picks one, none adds nothing)."""
+
     intercept: float
     terms: tuple[LinearTerm, ...]
+    site_offsets: tuple[tuple[str, float], ...] = ()
 
-    def risk(self, features: np.ndarray) -> np.ndarray:
-        """P(csPCa) for raw feature rows (term order), evaluated exactly as the CQL states it."""
-        linear = np.full(features.shape[0], self.intercept)
+    def risk(self, features: np.ndarray, site: str | None = None) -> np.ndarray:
+        """P(csPCa) for raw feature rows (term order) at `site`, evaluated exactly as the CQL states it."""
+        linear = np.full(features.shape[0], self.intercept + dict(self.site_offsets).get(site or "", 0.0))
         for term in self.terms:
             raw = features[:, term.column]
             value = np.log(raw) if term.log else raw
@@ -98,7 +102,7 @@ def linear_formula(model: ScoringModel) -> LinearRiskFormula:
         )
         for i, (column, variable, level) in enumerate(sources)
     )
-    return LinearRiskFormula(model.predictor.intercept, terms)
+    return LinearRiskFormula(model.predictor.intercept, terms, tuple(model.manifest.site_intercepts.items()))
 
 
 def cql_decimal(value: float) -> str:
@@ -208,6 +212,7 @@ def render_cql(model: ScoringModel) -> str:
             code("mpMRI prostate", t.MPMRI_PROSTATE, "SNOMEDCT"),
             "",
             f"parameter \"Decision threshold\" Decimal default {cql_decimal(model.threshold)}",
+            *(['parameter "Site" String'] if formula.site_offsets else []),
             "",
             "context Patient",
             "",
@@ -223,6 +228,10 @@ def render_cql(model: ScoringModel) -> str:
             value = f"Coalesce({value}, {cql_decimal(term.imputation)})"
         inputs.append(f'define "{term.name} input":\n  ({value} - ({cql_decimal(term.mean)})) / {cql_decimal(term.scale)}\n')
     linear = "\n".join(f'    + ({cql_decimal(term.coefficient)}) * "{term.name} input"' for term in formula.terms)
+    if formula.site_offsets:
+        cases = "\n".join(f"    when '{site}' then {cql_decimal(offset)}" for site, offset in formula.site_offsets)
+        inputs.append(f'// One intercept per training site; any other (or no) "Site" gets the common intercept.\ndefine "Site offset":\n  case "Site"\n{cases}\n    else 0.0\n  end\n')
+        linear = '    + "Site offset"\n' + linear
     model_part = f"""// Model {identity.model_id} {identity.version}: standardised inputs, then the logistic formula.
 {chr(10).join(inputs)}
 define "Linear predictor":
@@ -257,6 +266,7 @@ def cql_library(model: ScoringModel) -> dict[str, Any]:
         ),
         "parameter": [
             {"name": "Decision threshold", "use": "in", "min": 0, "max": "1", "type": "decimal"},
+            *([{"name": "Site", "use": "in", "min": 0, "max": "1", "type": "string"}] if model.manifest.site_intercepts else []),
             {"name": "csPCa risk", "use": "out", "min": 0, "max": "1", "type": "decimal"},
             {"name": "Biopsy recommended", "use": "out", "min": 0, "max": "1", "type": "boolean"},
         ],

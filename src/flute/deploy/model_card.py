@@ -75,7 +75,7 @@ def _structure(manifest: Manifest) -> str:
     if model.fhir_library:
         export = "It is also published as a FHIR Library with CQL (`flute model library`)."
         if manifest.site_intercepts:
-            export += " The Library computes the common-intercept risk (a site not among the training sites)."
+            export += " Its `Site` parameter selects a training site's intercept (none: the common one)."
     else:
         export = (
             f"No FHIR Library / CQL export: a {model.model_type} model is not a closed-form formula; "
