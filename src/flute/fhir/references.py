@@ -18,10 +18,11 @@ _REFERENCE: Final = re.compile(
     r"(?:[a-z][a-z0-9+.\-]*://[^\s]*?/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
 )
 
-#: Distinct reference strings remembered by `parse_reference`: more than the patients of a
-#: large single-site import, so every resource about a patient after the first finds its
-#: subject parsed (in validation, in preparing, and again when study rows are derived).
-PARSED_REFERENCES_CACHED: Final = 1 << 15
+#: Distinct reference strings remembered by `parse_reference` (~3 MB at most): a patient's
+#: resources are read together (one Bulk Data file per type, a Bundle per patient), so all but
+#: the first find their subject parsed; an import of up to this many patients also finds them
+#: again when it derives their study rows.
+PARSED_REFERENCES_CACHED: Final = 1 << 13
 
 #: The element of each resource type that names the patient it is about.
 SUBJECT_ELEMENT: Final[Mapping[str, str]] = {
