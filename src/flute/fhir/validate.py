@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import AbstractSet, Any, Callable, Final, Iterable, Mapping
 
 from flute.fhir import profiles as p
@@ -109,12 +110,15 @@ def _collector(
     too_many = f"{full} has {{n}} values; {source} allows at most {maximum}: keep only the relevant one"
 
     single_top_level = parents is None and not repeats and maximum != 0
+    optional = minimum == 0
 
     def collect(resource: dict[str, Any], out: Findings) -> list[Any]:
-        if single_top_level:  # the common case, without the general loops
+        if single_top_level:  # the common cases, without the general loops
             value = resource.get(key)
-            if value is not None and not isinstance(value, list) and kind_ok(value):
+            if kind_ok(value):  # (no kind admits None or an array)
                 return [value]
+            if value is None and optional:
+                return []
         items: list[Any] = []
         malformed = False
         for parent in parents(resource) if parents is not None else (resource,):
@@ -247,8 +251,11 @@ def _compile_rule(rule: p.Rule, resource_type: str, source: str) -> Check:
     raise TypeError(f"no compiler for rule {rule!r}")
 
 
+@lru_cache(maxsize=4096)
 def is_fhir_date_time(value: str) -> bool:
-    """A syntactically valid FHIR date/dateTime naming a real calendar day."""
+    """A syntactically valid FHIR date/dateTime naming a real calendar day. Memoised: dates
+    recur across a patient's records and across patients, and the regular expression and the
+    calendar check cost more than the lookup."""
     if _DATE_TIME.fullmatch(value) is None:
         return False
     if len(value) >= 10:
