@@ -109,16 +109,17 @@ def _collector(
     missing = f"{full} is missing; {source} requires it ({shape.cardinality}): add it"
     too_many = f"{full} has {{n}} values; {source} allows at most {maximum}: keep only the relevant one"
 
+    root = parent_keys[0] if parent_keys else key
     single_top_level = parents is None and not repeats and maximum != 0
     optional = minimum == 0
 
     def collect(resource: dict[str, Any], out: Findings) -> list[Any]:
-        if single_top_level:  # the common cases, without the general loops
-            value = resource.get(key)
-            if kind_ok(value):  # (no kind admits None or an array)
-                return [value]
-            if value is None and optional:
-                return []
+        # The common cases first, without the general loops.
+        value = resource.get(root)
+        if value is None and optional:  # absent and not required: nothing to collect or report
+            return []
+        if single_top_level and kind_ok(value):  # (no kind admits None or an array)
+            return [value]
         items: list[Any] = []
         malformed = False
         for parent in parents(resource) if parents is not None else (resource,):
