@@ -569,4 +569,4 @@ def matched_profiles(resource: dict[str, Any]) -> tuple[str, ...]:
     profiles = _claimed_profiles(resource, resource_type, [])
     if profiles is None:
         profiles = _recognised_profiles(resource, resource_type)
-    return tuple(cp.profile.key for cp in profiles)
+    return tuple([cp.profile.key for cp in profiles])

@@ -82,7 +82,12 @@ def rejection(rule: str, code: str, message: str, location: str, type_field: str
 
 def prepare_units(units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer) -> Iterator[PreparedUnit]:
     for unit in units:
-        yield PreparedUnit(unit.source, unit.atomic, tuple(prepare_entry(entry, pseudonymizer) for entry in unit.entries))
+        entries = unit.entries
+        if len(entries) == 1:  # an NDJSON line or a batch entry: the common case, without a generator
+            prepared: tuple[PreparedEntry, ...] = (prepare_entry(entries[0], pseudonymizer),)
+        else:
+            prepared = tuple(prepare_entry(entry, pseudonymizer) for entry in entries)
+        yield PreparedUnit(unit.source, unit.atomic, prepared)
 
 
 def prepare_entry(entry: SourceEntry, pseudonymizer: Pseudonymizer) -> PreparedEntry:
