@@ -50,7 +50,7 @@ def bulk_insert(connection: Connection, table: Table, columns: Sequence[str], ro
     dialect = connection.dialect
     # Column by column (transposed with zip, in C): only the columns whose type has a bind
     # processor are touched in Python, once per distinct value.
-    values_by_column = list(zip(*rows, strict=True))
+    values_by_column: list[Sequence[Any]] = list(zip(*rows, strict=True))
     for i, name in enumerate(columns):
         # The dialect's implementation of each type: generic DateTime has no processor of its own.
         process = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
