@@ -444,7 +444,7 @@ class Ingestor:
         with self._store.engine.begin() as connection:
             chunk = _Chunk(connection, units, allow_defer)
             deferred: list[PreparedUnit] = []
-            new_patients: list[dict[str, Any]] = []
+            new_patients: list[str] = []
             stale: set[str] = set()
             new_versions: list[tuple[_Accepted, _Version]] = []
             quarantine: list[dict[str, Any]] = []
@@ -464,7 +464,7 @@ class Ingestor:
                 if version is None:
                     continue
                 if verdict.pseudonym and chunk.is_new_patient(verdict.pseudonym):
-                    new_patients.append({"pseudonym": verdict.pseudonym, "first_batch_id": batch_id, "needs_derivation": True})
+                    new_patients.append(verdict.pseudonym)
                 stale |= touched
                 new_versions.append((verdict, version))
             _write(connection, new_patients, stale, chunk.demoted_row_ids(), new_versions, quarantine, batch_id, now)
@@ -502,7 +502,7 @@ def _quarantine_row(rejected: _Rejected, batch_id: int, now: datetime) -> dict[s
 
 def _write(
     connection: Connection,
-    new_patients: list[dict[str, Any]],
+    new_patients: list[str],
     stale: set[str],
     demoted: list[int],
     new_versions: list[tuple[_Accepted, _Version]],
@@ -514,8 +514,11 @@ def _write(
     versions, for the unique "one current version" index), resources, provenance, quarantine."""
     statements = _ChunkStatements.for_dialect(connection.dialect.name)
     if new_patients:
-        connection.execute(PatientRecord.__table__.insert(), new_patients)
-    already_known = stale - {p["pseudonym"] for p in new_patients}
+        bulk_insert(
+            connection, PatientRecord.__table__, ("pseudonym", "first_batch_id", "needs_derivation"),
+            [(pseudonym, batch_id, True) for pseudonym in new_patients],
+        )
+    already_known = stale.difference(new_patients)
     if already_known:
         connection.execute(statements.mark_stale, {"pseudonyms": sorted(already_known)})
     if demoted:
