@@ -11,20 +11,22 @@ the 1x cohort is imported again with `two_processes=False` for comparison. CPU t
 processes; the peak RSS reported is the importer's plus its helper's. The machine is shared,
 so rates are also given per CPU second (less sensitive to other load than wall-clock rates).
 
-Where the time goes (CPU per resource, 1x cohort, per-phase timers): preparing ~15-18 us
-(reading and JSON parsing ~4, IG validation ~8-11, canonical JSON + SHA-256 ~2, subject and
-pseudonym ~1), passing a prepared entry to the importer ~1.5 (pickling) + ~4 us (socket and
-unpickling), the importer's decisions and writes ~23-26 us (snapshot queries, version
-placement, SQLite inserts of each version and its provenance with four indexes and enforced
-foreign keys - all kept: they guarantee one current version, idempotent re-import and
-provenance - and commits), re-deriving study rows from the store ~19-27 us (re-read and parse
-~3, extraction ~11-15; rows come from the store, not the stream, because a patient's resources
-arrive in several files and imports). One process: ~65-75 us of CPU per resource. Two
-processes: ~80-90 us in all (the hand-over and a second SQLite connection cost ~15 us), but the
-importer's own share - its decisions and writes plus half the derivation, the critical path -
-is ~40-50 us: 20-25k resources/s when both cores are free. When other work already occupies
-the cores (as on the shared development machine), the wall-clock rate shows that load, not
-the importer: compare the CPU rows.
+Where the time goes (CPU per resource, 1x cohort, per-phase timers, one process): preparing
+~18-20 us (reading and JSON parsing ~7, IG validation ~6-7, canonical JSON + SHA-256 ~2,
+subject, pseudonym and the record ~3), passing a prepared entry to the importer ~2 us
+(pickling) + ~1.5 us (unpickling) plus the socket, the importer's decisions and writes ~21-23
+us (snapshot queries ~3.5, version placement, SQLite inserts of each version and its provenance
+~11-12 with four indexes and enforced foreign keys - all kept: they guarantee one current
+version, idempotent re-import and provenance - and commits), re-deriving study rows from the
+store ~18 us (re-read and parse ~6, extraction ~8; rows come from the store, not the stream,
+because a patient's resources arrive in several files and imports), closing the store (its WAL
+checkpoint) ~2.5. Pure per-resource work that recurs is memoised (parsing a subject reference -
+validation, the importer and extraction each need it -, checking and reading a date, converting
+a unit). One process: ~60-65 us of CPU per resource. Two processes: ~75-90 us in all (the
+hand-over and a second SQLite connection), but the importer's own share - its decisions and
+writes plus half the derivation, the critical path - is ~43-50 us: 20-23k resources/s when both
+cores are free. When other work already occupies the cores (as on the shared development
+machine), the wall-clock rate shows that load, not the importer: compare the CPU rows.
 
 The 10x target against fhir.resources is not reachable this way: fhir.resources R4B parses
 ~8-14k resources per CPU second (model_validate on a dict or from JSON text alike), ~70-120 us

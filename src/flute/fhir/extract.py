@@ -42,7 +42,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Generic, Iterable, Literal, TypeVar
+from functools import lru_cache
+from typing import Any, Generic, Iterable, Literal, NamedTuple, TypeVar
 
 from flute.cohort.variables import AGE, BIOPSY_TYPE, DRE, FAMILY_HISTORY, PIRADS, PROSTATE_VOLUME, PSA, StudyRow
 from flute.fhir import profiles as p
@@ -74,9 +75,10 @@ class InclusionRule:
         return psa >= self.psa_threshold if self.comparison == ">=" else psa > self.psa_threshold
 
 
-@dataclass(frozen=True)
-class _Reading(Generic[V]):
-    """One usable value with what orders it: its date (None = not comparable) and read order."""
+class _Reading(NamedTuple, Generic[V]):
+    """One usable value with what orders it: its date (None = not comparable) and read order.
+    (Named tuples, here and in _Stamp: one of each per record, and they are built several
+    times faster than frozen dataclasses.)"""
 
     value: V
     when: date | None
@@ -84,8 +86,7 @@ class _Reading(Generic[V]):
     source: str
 
 
-@dataclass(frozen=True)
-class _Stamp:
+class _Stamp(NamedTuple):
     """Where and when a record was made, before its value is known to be usable."""
 
     when: date | None
@@ -313,8 +314,15 @@ def _day(value: object) -> date | None:
     """The calendar day of a FHIR date/dateTime with at least day precision, else None."""
     if not isinstance(value, str) or len(value) < 10:
         return None
+    return _calendar_day(value[:10])
+
+
+@lru_cache(maxsize=4096)
+def _calendar_day(text: str) -> date | None:
+    """`_day` of a YYYY-MM-DD prefix, memoised: a patient's records share a few dates, and
+    every record's date is read whenever the patient's row is derived."""
     try:
-        return date.fromisoformat(value[:10])
+        return date.fromisoformat(text)
     except ValueError:
         return None
 

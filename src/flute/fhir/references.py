@@ -9,6 +9,7 @@ left over here is unresolved.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any, Final, Mapping
 
 #: FHIR R4 `id` datatype.
@@ -16,6 +17,12 @@ ID_PATTERN: Final = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 _REFERENCE: Final = re.compile(
     r"(?:[a-z][a-z0-9+.\-]*://[^\s]*?/)?([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[A-Za-z0-9\-.]{1,64})?"
 )
+
+#: Distinct reference strings remembered by `parse_reference` (~3 MB at most): a patient's
+#: resources are read together (one Bulk Data file per type, a Bundle per patient), so all but
+#: the first find their subject parsed; an import of up to this many patients also finds them
+#: again when it derives their study rows.
+PARSED_REFERENCES_CACHED: Final = 1 << 13
 
 #: The element of each resource type that names the patient it is about.
 SUBJECT_ELEMENT: Final[Mapping[str, str]] = {
@@ -29,6 +36,14 @@ def parse_reference(reference: object) -> tuple[str, str] | None:
     """`(resourceType, id)` of a literal reference string, or None when it is not one."""
     if not isinstance(reference, str):
         return None
+    return _parse_literal(reference)
+
+
+@lru_cache(maxsize=PARSED_REFERENCES_CACHED)
+def _parse_literal(reference: str) -> tuple[str, str] | None:
+    """`parse_reference` of a string, memoised: a patient's reference recurs in each of their
+    resources and is parsed by validation, by the importer and by extraction, and the regular
+    expression costs more than the cache lookup."""
     match = _REFERENCE.fullmatch(reference)
     return (match.group(1), match.group(2)) if match else None
 

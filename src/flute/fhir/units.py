@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any, Final, Mapping
 
 
@@ -53,13 +54,22 @@ class UnitTable:
         factor = self.factors.get(unit)
         if factor is None:
             return None
-        exact = Decimal(repr(value)) * factor
-        try:
-            if self.decimals == 0:
-                return int(exact.to_integral_value(rounding=ROUND_FLOOR))
-            return float(exact.quantize(Decimal(1).scaleb(-self.decimals), rounding=ROUND_HALF_UP))
-        except (InvalidOperation, OverflowError, ValueError):
-            return float(exact)
+        return _scaled(repr(value), factor, self.decimals)
+
+
+@lru_cache(maxsize=4096)
+def _scaled(value: str, factor: Decimal, decimals: int) -> float | int:
+    """`UnitTable.harmonise` of a value written as `value`, by exact decimal arithmetic.
+    Memoised (on the value's repr, which is what the arithmetic reads): measurements repeat
+    (one decimal, a plausible range), and the decimal arithmetic costs more than the rest of
+    extracting a record."""
+    exact = Decimal(value) * factor
+    try:
+        if decimals == 0:
+            return int(exact.to_integral_value(rounding=ROUND_FLOOR))
+        return float(exact.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP))
+    except (InvalidOperation, OverflowError, ValueError):
+        return float(exact)
 
 
 _ONE: Final = Decimal(1)

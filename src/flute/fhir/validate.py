@@ -20,6 +20,7 @@ import re
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date
+from functools import lru_cache
 from typing import AbstractSet, Any, Callable, Final, Iterable, Mapping
 
 from flute.fhir import profiles as p
@@ -108,13 +109,17 @@ def _collector(
     missing = f"{full} is missing; {source} requires it ({shape.cardinality}): add it"
     too_many = f"{full} has {{n}} values; {source} allows at most {maximum}: keep only the relevant one"
 
+    root = parent_keys[0] if parent_keys else key
     single_top_level = parents is None and not repeats and maximum != 0
+    optional = minimum == 0
 
     def collect(resource: dict[str, Any], out: Findings) -> list[Any]:
-        if single_top_level:  # the common case, without the general loops
-            value = resource.get(key)
-            if value is not None and not isinstance(value, list) and kind_ok(value):
-                return [value]
+        # The common cases first, without the general loops.
+        value = resource.get(root)
+        if value is None and optional:  # absent and not required: nothing to collect or report
+            return []
+        if single_top_level and kind_ok(value):  # (no kind admits None or an array)
+            return [value]
         items: list[Any] = []
         malformed = False
         for parent in parents(resource) if parents is not None else (resource,):
@@ -247,8 +252,11 @@ def _compile_rule(rule: p.Rule, resource_type: str, source: str) -> Check:
     raise TypeError(f"no compiler for rule {rule!r}")
 
 
+@lru_cache(maxsize=4096)
 def is_fhir_date_time(value: str) -> bool:
-    """A syntactically valid FHIR date/dateTime naming a real calendar day."""
+    """A syntactically valid FHIR date/dateTime naming a real calendar day. Memoised: dates
+    recur across a patient's records and across patients, and the regular expression and the
+    calendar check cost more than the lookup."""
     if _DATE_TIME.fullmatch(value) is None:
         return False
     if len(value) >= 10:
@@ -561,4 +569,4 @@ def matched_profiles(resource: dict[str, Any]) -> tuple[str, ...]:
     profiles = _claimed_profiles(resource, resource_type, [])
     if profiles is None:
         profiles = _recognised_profiles(resource, resource_type)
-    return tuple(cp.profile.key for cp in profiles)
+    return tuple([cp.profile.key for cp in profiles])

@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
@@ -243,8 +244,11 @@ def _to_wire(chunk: list[PreparedUnit]) -> list[_WireUnit]:
 
 
 def _from_wire(chunk: list[_WireUnit]) -> list[PreparedUnit]:
-    new = tuple.__new__  # PreparedEntry's fields, in order, without its Python-level constructor
-    return [PreparedUnit(source, atomic, tuple(new(PreparedEntry, entry) for entry in entries)) for source, atomic, entries in chunk]
+    """The named tuples back, built from their fields in order without their Python-level
+    constructors (mapped in C: this runs on the importer, the critical path)."""
+    new = tuple.__new__
+    entry = partial(new, PreparedEntry)
+    return [new(PreparedUnit, (source, atomic, tuple(map(entry, entries)))) for source, atomic, entries in chunk]
 
 
 def _die_with_parent() -> None:

@@ -82,7 +82,12 @@ def rejection(rule: str, code: str, message: str, location: str, type_field: str
 
 def prepare_units(units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer) -> Iterator[PreparedUnit]:
     for unit in units:
-        yield PreparedUnit(unit.source, unit.atomic, tuple(prepare_entry(entry, pseudonymizer) for entry in unit.entries))
+        entries = unit.entries
+        if len(entries) == 1:  # an NDJSON line or a batch entry: the common case, without a generator
+            prepared: tuple[PreparedEntry, ...] = (prepare_entry(entries[0], pseudonymizer),)
+        else:
+            prepared = tuple(prepare_entry(entry, pseudonymizer) for entry in entries)
+        yield PreparedUnit(unit.source, unit.atomic, prepared)
 
 
 def prepare_entry(entry: SourceEntry, pseudonymizer: Pseudonymizer) -> PreparedEntry:
@@ -103,7 +108,8 @@ def prepare_entry(entry: SourceEntry, pseudonymizer: Pseudonymizer) -> PreparedE
     subject = subject_id(resource)
     # A Patient's pseudonym from its identifiers; a Patient already stored keeps its own.
     identity = pseudonymizer.for_patient(resource) if type_field == "Patient" and id_field else None
-    blocking = tuple(i for i in validate_resource(resource, entry.location) if i.severity.blocks_import)
+    findings = validate_resource(resource, entry.location)
+    blocking = tuple(i for i in findings if i.severity.blocks_import) if findings else ()
     if not blocking and (type_field is None or not id_field):
         blocking = (rejection(RULE_ID_REQUIRED, "required", "the hub stores resources by type and id; give this resource an id", entry.location, type_field, id_field),)
     if blocking:
