@@ -24,8 +24,8 @@ checkpoint) ~2.5. Pure per-resource work that recurs is memoised (parsing a subj
 validation, the importer and extraction each need it -, checking and reading a date, converting
 a unit). One process: ~60-65 us of CPU per resource. Two processes: ~75-90 us in all (the
 hand-over and a second SQLite connection), but the importer's own share - its decisions and
-writes plus half the derivation, the critical path - is ~43-50 us: 20-23k resources/s when both
-cores are free. When other work already occupies the cores (as on the shared development
+writes plus half the derivation, the critical path - is ~38-50 us: 20-26k resources/s when both
+cores are free (measured 20.8-21.6k/s end to end at 1x on the idle machine). When other work already occupies the cores (as on the shared development
 machine), the wall-clock rate shows that load, not the importer: compare the CPU rows.
 
 The 10x target against fhir.resources is not reachable this way: fhir.resources R4B parses
