@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
@@ -18,13 +19,16 @@ from flute.cohort.variables import VARIABLE_NAMES
 from flute.deploy.artifact import UnknownSite, load_verified
 from flute.deploy.cql import cql_library, linear_formula, render_cql
 from flute.deploy.keys import KeyPairFiles, load_signing_key, load_trusted_keys
+from flute.deploy.scoring import score_units
 from flute.deploy.study import package_study_result
 from flute.engine.hub_steps import HubRefusal, with_hub_columns
 from flute.engine.result import StudyResult
 from flute.engine.spec import SpecError, StudySpec
+from flute.fhir.readers import document_units
 
 from .conftest import S1, Trained
 from .r4b import assert_valid_r4b
+from .service_process import running_service
 from .study_hubs import HUBS, logistic_spec, run_on_three_hubs
 
 
@@ -117,6 +121,21 @@ def test_score_cli_takes_the_site_and_refuses_an_unknown_one(
     assert len({common, at_a, at_c}) == 3
     refused = score("--site", "elsewhere")
     assert refused.returncode == 2 and "no intercept for site 'elsewhere'" in refused.stderr
+
+
+def test_service_serves_one_site(study: StudyResult, publisher: KeyPairFiles, trust_dir: Path, tmp_path: Path) -> None:
+    """`flute score serve --site` scores with that site's intercept and says so in GET /model."""
+    path = package_study_result(study, _spec(), tmp_path / "artifact", load_signing_key(publisher.private_key))
+    if not S1.exists():
+        pytest.skip(f"IG example not found at {S1}")
+    with running_service(path, trust_dir, "--site", "hub-b") as url:
+        summary = httpx.get(f"{url}/model").json()
+        response = httpx.post(f"{url}/score", content=S1.read_bytes(), headers={"Content-Type": "application/fhir+json"}, timeout=60)
+    assert summary["site"] == "hub-b" and list(summary["site_intercepts"]) == list(HUBS)
+    assert response.status_code == 200, response.text
+    local = score_units(document_units(S1.read_bytes(), "local"), load_verified(path, load_trusted_keys(trust_dir)).for_site("hub-b"))
+    assessment = next(e["resource"] for e in response.json()["entry"] if e["resource"]["resourceType"] == "RiskAssessment")
+    assert assessment["prediction"][0]["probabilityDecimal"] == local.predictions[0].probability
 
 
 def test_leave_one_hub_out_scores_the_held_out_hub_with_the_common_intercept(trained: Trained) -> None:

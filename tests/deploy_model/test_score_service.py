@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
@@ -23,43 +19,15 @@ from flute.fhir.readers import document_units
 
 from .conftest import S1, S2
 from .r4b import assert_valid_r4b
+from .service_process import free_port, running_service, start_service
 
 FHIR_JSON = "application/fhir+json"
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serve(artifact: Path, trust: Path, port: int) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "flute.cli.main", "score", "serve", str(artifact), "--host", "127.0.0.1", "--port", str(port), "--trust", str(trust)]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 @pytest.fixture(scope="module")
 def service(artifact: Path, trust_dir: Path) -> Iterator[str]:
-    port = _free_port()
-    process = _serve(artifact, trust_dir, port)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    try:
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"the service exited early: {process.stderr.read() if process.stderr else ''}")
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError("the service did not answer /health within 60 s")
-            time.sleep(0.1)
+    with running_service(artifact, trust_dir) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def _post(url: str, body: bytes) -> httpx.Response:
@@ -115,7 +83,7 @@ def test_problematic_patients_are_422_with_every_problem(service: str) -> None:
 def test_service_refuses_to_start_on_a_tampered_artifact(artifact: Path, trust_dir: Path, tmp_path: Path) -> None:
     tampered = Path(shutil.copytree(artifact, tmp_path / "tampered"))
     (tampered / "model-card.md").write_text("# anything\n")
-    process = _serve(tampered, trust_dir, _free_port())
+    process = start_service(tampered, trust_dir, free_port())
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 1
     assert "REFUSED (TamperedArtifact)" in stderr and "model-card.md" in stderr
