@@ -43,6 +43,7 @@ def validate(spec_path: SpecArgument) -> None:
         f"valid: {spec.study_id} - {spec.model.name} via {spec.strategy.name} on {', '.join(spec.cohort.variables)}; "
         f"{spec.evaluation.cv_folds}-fold CV, leave-one-hub-out {'on' if spec.evaluation.leave_one_hub_out else 'off'}, "
         f"at least {spec.federation.min_hubs} hubs"
+        + (f"; one intercept per hub ({', '.join(spec.preprocessing.hub_intercepts)})" if spec.preprocessing.hub_intercepts else "")
     )
 
 
