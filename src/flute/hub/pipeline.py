@@ -47,6 +47,7 @@ from flute.fhir.source import ImportUnit
 from flute.hub.derive import PseudonymRange, derive_stale_rows
 from flute.hub.prepare import PreparedEntry, PreparedUnit, prepare_units
 from flute.hub.pseudonym import Pseudonymizer
+from flute.hub.store import checkpoint_wal, create_store_engine
 
 #: Pseudonyms are hex HMACs: ranges by their first digit share the stale patients about evenly.
 DERIVE_RANGES: tuple[PseudonymRange, ...] = tuple(
@@ -194,15 +195,11 @@ def _serve(
     if os.getppid() != importer:
         return  # the importer died before the signal was armed
     try:
-        for chunk in prepared_chunks(units, pseudonymizer, max_entries, FIRST_CHUNK_ENTRIES):
-            connection.send(("chunk", _to_wire(chunk)))
-        connection.send(("end",))
-        if connection.recv() != ("derive",):
-            return
-        from flute.hub.store import create_store_engine
-
         engine = create_store_engine(task.database_url)
         try:
+            _send_prepared(connection, prepared_chunks(units, pseudonymizer, max_entries, FIRST_CHUNK_ENTRIES), engine)
+            if connection.recv() != ("derive",):
+                return
             derived, findings = claims.derive(engine, task)
         finally:
             engine.dispose()
@@ -212,6 +209,16 @@ def _serve(
     except BaseException:
         with suppress(BrokenPipeError, ConnectionResetError):
             connection.send(("failed", traceback.format_exc()))
+
+
+def _send_prepared(connection: Connection, chunks: Iterable[list[PreparedUnit]], engine: Engine) -> None:
+    """Send the prepared chunks, checkpointing the store's write-ahead log after each: the
+    importer writes that chunk meanwhile and this process, ahead of it, would only wait, while
+    copying the log when the store closes (~5 us a resource) is on the critical path."""
+    for chunk in chunks:
+        connection.send(("chunk", _to_wire(chunk)))
+        checkpoint_wal(engine)
+    connection.send(("end",))
 
 
 @dataclass(frozen=True)
