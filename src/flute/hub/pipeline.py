@@ -201,6 +201,7 @@ def _serve(
             if connection.recv() != ("derive",):
                 return
             derived, findings = claims.derive(engine, task)
+            checkpoint_wal(engine)  # while the importer derives its last range: less left for its close to copy
         finally:
             engine.dispose()
         connection.send(("derived", derived, findings))
