@@ -120,9 +120,9 @@ class HelperFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class DeriveTask:
-    """What the helper needs to derive its share of the stale study rows."""
+    """What the helper needs to derive its share of the stale study rows (sent when the
+    importer has stored everything: the helper starts before the batch is recorded)."""
 
-    database_url: str
     batch_id: int
     rule: InclusionRule
 
@@ -131,18 +131,17 @@ class PreparingProcess:
     """A forked helper that prepares `units` in chunks, then derives study rows alongside the
     importer. Use as a context manager: `chunks()`, then `derive()`."""
 
-    def __init__(self, units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer, max_entries: int, task: DeriveTask) -> None:
+    def __init__(self, units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer, max_entries: int, database_url: str) -> None:
         context = multiprocessing.get_context("fork")
         self._connection, helper_end = context.Pipe(duplex=True)
         self._helper_end = helper_end
         self._claims = _RangeClaims(context.Value("i", 0))
         self._process = context.Process(
             target=_serve,
-            args=(helper_end, self._connection, os.getpid(), units, pseudonymizer, max_entries, task, self._claims),
+            args=(helper_end, self._connection, os.getpid(), units, pseudonymizer, max_entries, database_url, self._claims),
             name="flute-ingest-prepare",
             daemon=True,
         )
-        self._task = task
 
     def __enter__(self) -> PreparingProcess:
         self._process.start()
@@ -152,11 +151,16 @@ class PreparingProcess:
     def __exit__(self, error: type[BaseException] | None, _value: BaseException | None, _tb: TracebackType | None) -> None:
         self._connection.close()  # a helper still sending or waiting sees the pipe closed and ends
         if error is not None:
-            self._process.kill()  # the import failed: its helper's work is moot (a killed chunk rolls back)
+            self.stop()
         self._process.join(timeout=30)
         if self._process.is_alive():
-            self._process.kill()
-            self._process.join()
+            self.stop()
+
+    def stop(self) -> None:
+        """Kill the helper and wait for its end: the import failed, its work is moot (a killed
+        chunk rolls back)."""
+        self._process.kill()
+        self._process.join()
 
     def chunks(self) -> Iterator[list[PreparedUnit]]:
         while True:
@@ -165,10 +169,10 @@ class PreparingProcess:
                 return
             yield _from_wire(message[1])
 
-    def derive(self, engine: Engine) -> tuple[int, Counter[str]]:
+    def derive(self, engine: Engine, task: DeriveTask) -> tuple[int, Counter[str]]:
         """Derive the stale rows together with the helper; the totals of both."""
-        self._connection.send(("derive",))
-        derived, findings = self._claims.derive(engine, self._task)
+        self._connection.send(("derive", task))
+        derived, findings = self._claims.derive(engine, task)
         message = self._receive()
         if message[0] != "derived":
             raise HelperFailed(f"the ingest helper answered {message[0]!r} instead of its derivation result")
@@ -187,7 +191,7 @@ class PreparingProcess:
 
 def _serve(
     connection: Connection, importer_end: Connection, importer: int, units: Iterable[ImportUnit], pseudonymizer: Pseudonymizer,
-    max_entries: int, task: DeriveTask, claims: _RangeClaims,
+    max_entries: int, database_url: str, claims: _RangeClaims,
 ) -> None:
     """The helper's whole life (in the forked child)."""
     importer_end.close()
@@ -195,11 +199,13 @@ def _serve(
     if os.getppid() != importer:
         return  # the importer died before the signal was armed
     try:
-        engine = create_store_engine(task.database_url)
+        engine = create_store_engine(database_url)
         try:
             _send_prepared(connection, prepared_chunks(units, pseudonymizer, max_entries, FIRST_CHUNK_ENTRIES), engine)
-            if connection.recv() != ("derive",):
+            message = connection.recv()
+            if message[0] != "derive":
                 return
+            task: DeriveTask = message[1]
             derived, findings = claims.derive(engine, task)
             checkpoint_wal(engine)  # while the importer derives its last range: less left for its close to copy
         finally:
