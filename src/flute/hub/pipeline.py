@@ -9,8 +9,8 @@ needs no database. Deriving study rows reads and parses each patient's stored re
 is shared: the pseudonym space is cut into DERIVE_RANGES ranges, and each process claims the
 next unclaimed one (a counter in shared memory) until none is left, each chunk in its own
 transaction. The helper, ahead of the importer, also checkpoints SQLite's write-ahead log after
-each chunk it sends and after its derivation: copying the log into the database is otherwise
-left to the store's close, serially after the import (~5 us a resource of wall time).
+each chunk it sends: copying the log into the database is otherwise left to the store's close,
+serially after the import (~5 us a resource of wall time).
 
 Streaming and backpressure: prepared chunks go through a pipe one at a time, as plain tuples
 (pickling named tuples costs several times more), so the helper is at most one chunk ahead and
@@ -209,7 +209,6 @@ def _serve(
                 return
             task: DeriveTask = message[1]
             derived, findings = claims.derive(engine, task)
-            checkpoint_wal(engine)  # while the importer derives its last range: less left for its close to copy
         finally:
             engine.dispose()
         connection.send(("derived", derived, findings))
