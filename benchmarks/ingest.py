@@ -18,15 +18,29 @@ subject, pseudonym and the record ~3), passing a prepared entry to the importer 
 us (snapshot queries ~3.5, version placement, SQLite inserts of each version and its provenance
 ~11-12 with four indexes and enforced foreign keys - all kept: they guarantee one current
 version, idempotent re-import and provenance - and commits), re-deriving study rows from the
-store ~18 us (re-read and parse ~6, extraction ~8; rows come from the store, not the stream,
-because a patient's resources arrive in several files and imports), closing the store (its WAL
-checkpoint) ~2.5. Pure per-resource work that recurs is memoised (parsing a subject reference -
-validation, the importer and extraction each need it -, checking and reading a date, converting
-a unit). One process: ~60-65 us of CPU per resource. Two processes: ~75-90 us in all (the
-hand-over and a second SQLite connection), but the importer's own share - its decisions and
-writes plus half the derivation, the critical path - is ~38-50 us: 20-26k resources/s when both
-cores are free (measured 20.8-21.6k/s end to end at 1x on the idle machine). When other work already occupies the cores (as on the shared development
-machine), the wall-clock rate shows that load, not the importer: compare the CPU rows.
+store ~15 us (re-read ~2 - each patient's resources are put in type and id order in Python: an
+SQL ORDER BY copied every body through SQLite's sorter, ~3 us a row -, JSON parsing ~4,
+extraction ~8; rows come from the store, not the stream, because a patient's resources arrive
+in several files and imports), checkpointing the WAL ~2.5 of CPU and ~5 of wall time (fsync).
+Pure per-resource work that recurs is memoised (parsing a subject reference - validation, the
+importer and extraction each need it -, checking and reading a date, converting a unit). One
+process: ~55-65 us of CPU per resource. Two processes: ~70-90 us in all (the hand-over and a
+second SQLite connection), but the importer's own share - its decisions and writes plus half
+the derivation, the critical path - is ~38-45 us: 20-26k resources/s when both cores are free
+(measured 20.8-21.6k/s end to end at 1x on the idle machine before the fixed costs below were
+cut).
+
+On two processes the fixed and serial costs are kept off the critical path (a timeline of both
+processes showed them at ~15% of the wall time at 1x): the helper checkpoints the WAL after each
+chunk it sends, while the importer writes that chunk, so closing the store copies only the last
+chunk and the derivation's writes (~1 us a resource instead of ~5); the helper is forked before
+the batch is recorded and the batch is finished while it exits (~5 ms each); the derivation's
+pseudonym ranges shrink, so both processes finish it within a few ms of each other. Measured on
+the shared machine with other work running (so below the idle rate), ten alternating runs of the
+1x import before/after: median 14.0k/15.1k resources/s (+8%, after ahead in 9 of 10 pairs);
+this script: 14.3k and 16.7k before, 19.1k twice after, the importer's own CPU 51-60 us before,
+42-45 after. When other work already occupies the cores, the wall-clock rate shows that load,
+not the importer: compare the CPU rows.
 
 The 10x target against fhir.resources is not reachable this way: fhir.resources R4B parses
 ~8-14k resources per CPU second (model_validate on a dict or from JSON text alike), ~70-120 us

@@ -62,10 +62,8 @@ class _DeriveStatements:
     def for_dialect(dialect_name: str) -> _DeriveStatements:
         stored, study_row, patient = StoredResource.__table__.c, StudyRowRecord.__table__.c, PatientRecord.__table__.c
         return _DeriveStatements(
-            current_bodies=(
-                select(stored.patient_pseudonym, stored.body)
-                .where(in_values(stored.patient_pseudonym, "pseudonyms", dialect_name), stored.is_current.is_(True), stored.withdrawn.is_(False))
-                .order_by(stored.resource_type, stored.resource_id)
+            current_bodies=select(stored.patient_pseudonym, stored.resource_type, stored.resource_id, stored.body).where(
+                in_values(stored.patient_pseudonym, "pseudonyms", dialect_name), stored.is_current.is_(True), stored.withdrawn.is_(False)
             ),
             delete_rows=StudyRowRecord.__table__.delete().where(in_values(study_row.pseudonym, "pseudonyms", dialect_name)),
             withdrawn=select(patient.pseudonym).where(in_values(patient.pseudonym, "pseudonyms", dialect_name), patient.withdrawn_at.is_not(None)),
@@ -105,10 +103,15 @@ def derive_stale_rows(engine: Engine, batch_id: int, rule: InclusionRule, shard:
 
 
 def _current_resources(connection: Connection, statements: _DeriveStatements, pseudonyms: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    by_patient: dict[str, list[dict[str, Any]]] = {p: [] for p in pseudonyms}
-    for pseudonym, body in connection.execute(statements.current_bodies, {"pseudonyms": pseudonyms}).all():
-        by_patient[pseudonym].append(orjson.loads(body))
-    return by_patient
+    """Each patient's current resources, ordered by type and id (extraction breaks ties by that
+    order). Sorted here, per patient, not by an SQL ORDER BY: SQLite's sorter would copy every
+    body into a temporary B-tree (~2 us a row, a tenth of the derivation); Python's order of
+    str is code-point order, which is SQLite's BINARY collation, and on PostgreSQL it does not
+    depend on the database's collation."""
+    by_patient: dict[str, list[tuple[str, str, str]]] = {p: [] for p in pseudonyms}
+    for pseudonym, resource_type, resource_id, body in connection.execute(statements.current_bodies, {"pseudonyms": pseudonyms}).all():
+        by_patient[pseudonym].append((resource_type, resource_id, body))
+    return {pseudonym: [orjson.loads(body) for _, _, body in sorted(rows)] for pseudonym, rows in by_patient.items()}
 
 
 def _study_row(

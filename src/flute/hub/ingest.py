@@ -383,32 +383,40 @@ class Ingestor:
         """Import `units` as one batch. `two_processes`: prepare the input in a forked helper
         process and share the derivation with it (`flute.hub.pipeline`; same results, faster
         on large input when a second core is free)."""
-        report = BatchReport(batch_id=self._start_batch(source), source=source)
-        try:
-            with _fewer_collections(), ExitStack() as stack:
-                helper: PreparingProcess | None = None
-                if two_processes:
-                    task = DeriveTask(self._store.engine.url.render_as_string(hide_password=False), report.batch_id, self._rule)
-                    helper = stack.enter_context(PreparingProcess(units, self._pseudonymizer, self._chunk_entries, task))
-                    chunks = helper.chunks()
-                else:
-                    chunks = prepared_chunks(units, self._pseudonymizer, self._chunk_entries)
-                deferred: list[PreparedUnit] = []
-                for chunk in chunks:
-                    deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
-                for chunk in chunks_of(deferred, self._chunk_entries):
-                    self._write_chunk(chunk, report, allow_defer=False)
+        with _fewer_collections(), ExitStack() as stack:
+            # The helper is forked first: it prepares its first chunk while the batch is recorded.
+            helper = stack.enter_context(self._helper(units)) if two_processes else None
+            report = BatchReport(batch_id=self._start_batch(source), source=source)
+            try:
+                self._store_and_derive(units, helper, report)
+            except BaseException as exc:
                 if helper is not None:
-                    derived, findings = helper.derive(self._store.engine)
-                else:
-                    derived, findings = derive_stale_rows(self._store.engine, report.batch_id, self._rule)
-            report.patients_derived += derived
-            report.derivation_issues_by_rule.update(findings)
-        except BaseException as exc:
-            self._finish_batch(report, BatchStatus.FAILED, f"{type(exc).__name__}: {exc}")
-            raise
-        self._finish_batch(report, BatchStatus.COMPLETED, None)
+                    helper.stop()  # before the batch is marked failed
+                self._finish_batch(report, BatchStatus.FAILED, f"{type(exc).__name__}: {exc}")
+                raise
+            # Before leaving the helper's context: its process exits (~5 ms) while this commits.
+            self._finish_batch(report, BatchStatus.COMPLETED, None)
         return report
+
+    def _helper(self, units: Iterable[ImportUnit]) -> PreparingProcess:
+        return PreparingProcess(units, self._pseudonymizer, self._chunk_entries, self._store.engine.url.render_as_string(hide_password=False))
+
+    def _store_and_derive(self, units: Iterable[ImportUnit], helper: PreparingProcess | None, report: BatchReport) -> None:
+        """Store every unit (those whose Patient came later once the rest is read), then derive
+        the stale study rows; with a helper, it prepares the units and shares the derivation."""
+        chunks = helper.chunks() if helper is not None else prepared_chunks(units, self._pseudonymizer, self._chunk_entries)
+        deferred: list[PreparedUnit] = []
+        for chunk in chunks:
+            deferred.extend(self._write_chunk(chunk, report, allow_defer=True))
+        for chunk in chunks_of(deferred, self._chunk_entries):
+            self._write_chunk(chunk, report, allow_defer=False)
+        task = DeriveTask(report.batch_id, self._rule)
+        if helper is not None:
+            derived, findings = helper.derive(self._store.engine, task)
+        else:
+            derived, findings = derive_stale_rows(self._store.engine, task.batch_id, task.rule)
+        report.patients_derived += derived
+        report.derivation_issues_by_rule.update(findings)
 
     def _start_batch(self, source: str) -> int:
         batch = ImportBatch.__table__

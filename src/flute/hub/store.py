@@ -69,6 +69,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def checkpoint_wal(engine: Engine) -> None:
+    """Copy what is committed in an SQLite store's write-ahead log into the database file,
+    without waiting for or blocking writers (a passive checkpoint); other databases: nothing.
+    Otherwise the last connection to close copies the whole log, on the closing import's
+    critical path (`flute.hub.pipeline` has its helper do it while the importer writes)."""
+    if engine.dialect.name == "sqlite":
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+
+
 def _alembic_config(connection: Any) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
