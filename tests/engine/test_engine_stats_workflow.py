@@ -24,6 +24,7 @@ from flute.engine.stats_variables import statistics_query
 from flute.privacy.dp_stats import estimates, exact_statistics, plan_dp_statistics
 from flute.hub.node import init_hub, open_hub
 from simulated_hubs import simulated_hub_homes
+from hub_ledgers import charges, set_budgets
 
 VARIABLES = ("psa", "pirads", "ageAtBiopsy")
 RNG = np.random.default_rng(11)
@@ -89,30 +90,19 @@ def _bindings(homes: list[Path]) -> list[HubBinding]:
     return [HubBinding(home.name, home=home) for home in homes]
 
 
-def _set_budget(homes: list[Path], study: str, epsilon: float) -> None:
-    for home in homes:
-        with open_hub(home) as hub:
-            PrivacyLedger(hub.store.engine).set_budget(study, home.name, epsilon, 1e-6)
-
-
-def _charges(home: Path, study: str) -> list[tuple[float, str]]:
-    with open_hub(home) as hub:
-        return [(c.epsilon, c.status.value) for c in PrivacyLedger(hub.store.engine).recent_charges(100) if c.study == study]
-
-
 def test_dp_query_charges_each_hub_its_cost_and_commits(hub_homes: list[Path]) -> None:
-    _set_budget(hub_homes, "dp-study", 2.0)
+    set_budgets(hub_homes, "dp-study", 2.0, delta=1e-6)
     request = StatisticsRequest("dp-study", ("psa", "pirads"), "mean", "dp", 1.5)
     result = run_statistics_embedded(request, _bindings(hub_homes))
     cost = plan_dp_statistics(request.query(), 1.5).cost
     assert [h.cost.epsilon for h in result.hubs] == [cost.epsilon] * 3  # type: ignore[union-attr]
     for home in hub_homes:
-        assert _charges(home, "dp-study") == [(pytest.approx(cost.epsilon), "committed")]
+        assert charges(home, "dp-study") == [(pytest.approx(cost.epsilon), "committed")]
     assert "per one patient record" in result.guarantee() and "epsilon=1.5" in result.guarantee()
 
 
 def test_refused_budget_computes_nothing_and_says_why(hub_homes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    _set_budget(hub_homes, "small-budget", 0.5)
+    set_budgets(hub_homes, "small-budget", 0.5, delta=1e-6)
     releases: list[int] = []
     real_release = dp_stats.DpStatisticsPlan.release
     monkeypatch.setattr(dp_stats.DpStatisticsPlan, "release", lambda self, columns: releases.append(1) or real_release(self, columns))
@@ -121,7 +111,7 @@ def test_refused_budget_computes_nothing_and_says_why(hub_homes: list[Path], mon
         run_statistics_embedded(request, _bindings(hub_homes))
     assert "remaining epsilon=0.5" in str(refused.value) and "flute hub budget set small-budget" in str(refused.value)
     assert releases == []  # nothing was computed at any hub
-    assert all(_charges(home, "small-budget") == [] for home in hub_homes)
+    assert all(charges(home, "small-budget") == [] for home in hub_homes)
 
 
 def test_no_budget_set_is_refused(hub_homes: list[Path]) -> None:
@@ -145,7 +135,7 @@ def test_concurrent_queries_never_overspend(racing_home: Path) -> None:
     """12 queries race for a budget that fits exactly 4 of them on one hub."""
     home = racing_home
     request = StatisticsRequest("race", ("pirads",), "histogram", "dp", 0.25)
-    _set_budget([home], "race", 4 * plan_dp_statistics(request.query(), 0.25).cost.epsilon)
+    set_budgets([home], "race", 4 * plan_dp_statistics(request.query(), 0.25).cost.epsilon, delta=1e-6)
     node_config = {HUB_HOME_KEY: str(home), HUB_NAME_KEY: home.name}
 
     def query(_index: int) -> str:
@@ -162,7 +152,7 @@ def test_concurrent_queries_never_overspend(racing_home: Path) -> None:
     with open_hub(home) as hub:
         status = PrivacyLedger(hub.store.engine).budget("race", home.name)
     assert status.epsilon_remaining >= 0 and status.epsilon_reserved == 0
-    assert len(_charges(home, "race")) == 4
+    assert len(charges(home, "race")) == 4
 
 
 def test_hub_policy_sets_the_minimum_cell_size(hub_homes: list[Path]) -> None:

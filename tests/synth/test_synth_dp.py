@@ -17,6 +17,7 @@ from flute.synth.budget import MarginalBudget
 from flute.synth.federated import open_hub_homes
 from flute.synth.schema import study_schema
 from flute.synth.train import MarginalConfig, train_marginal
+from hub_ledgers import charges, set_budgets
 
 VARIABLES = ("ageAtBiopsy", "psa", "pirads")
 
@@ -30,30 +31,19 @@ def test_the_composed_cost_is_the_target(selection: int) -> None:
     assert budget.cost(selection, 4).epsilon == pytest.approx(1.5, rel=1e-9)
 
 
-def _set_budget(homes: list[Path], study: str, epsilon: float) -> None:
-    for home in homes:
-        with open_hub(home) as hub:
-            PrivacyLedger(hub.store.engine).set_budget(study, home.name, epsilon, 1e-5)
-
-
-def _charges(home: Path, study: str) -> list[tuple[float, str]]:
-    with open_hub(home) as hub:
-        return [(c.epsilon, c.status.value) for c in PrivacyLedger(hub.store.engine).recent_charges(100) if c.study == study]
-
-
 def test_dp_training_charges_each_hub_and_commits(synth_hub_homes: list[Path]) -> None:
-    _set_budget(synth_hub_homes, "synth-dp", 2.0)
+    set_budgets(synth_hub_homes, "synth-dp", 2.0)
     with open_hub_homes(synth_hub_homes, VARIABLES, "synth-dp") as hubs:
         schema = study_schema(VARIABLES, [h.name for h in hubs])
         model = train_marginal(hubs, schema, MarginalConfig("synth-dp", MarginalBudget(1.2)))
     assert model.provenance["mode"] == "dp" and model.provenance["epsilon"] == pytest.approx(1.2)
     for home in synth_hub_homes:
-        assert _charges(home, "synth-dp") == [(pytest.approx(1.2), "committed")]
+        assert charges(home, "synth-dp") == [(pytest.approx(1.2), "committed")]
 
 
 def test_an_insufficient_budget_refuses_everywhere_before_computing(synth_hub_homes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    _set_budget(synth_hub_homes, "synth-small", 2.0)
-    _set_budget(synth_hub_homes[-1:], "synth-small", 0.5)  # the last hub cannot pay
+    set_budgets(synth_hub_homes, "synth-small", 2.0)
+    set_budgets(synth_hub_homes[-1:], "synth-small", 0.5)  # the last hub cannot pay
     computed: list[str] = []
     real_counts = federated.marginal_counts
     monkeypatch.setattr(federated, "marginal_counts", lambda *args: computed.append("counts") or real_counts(*args))
@@ -65,6 +55,6 @@ def test_an_insufficient_budget_refuses_everywhere_before_computing(synth_hub_ho
             train_marginal(hubs, schema, MarginalConfig("synth-none", MarginalBudget(1.0)))
     assert computed == []
     for home in synth_hub_homes:  # the hubs that had reserved were refunded
-        assert all(status == "released" for _, status in _charges(home, "synth-small"))
+        assert all(status == "released" for _, status in charges(home, "synth-small"))
         with open_hub(home) as hub:
             assert PrivacyLedger(hub.store.engine).budget("synth-small", home.name).epsilon_reserved == 0

@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 
-from flute.hub.ledger import BudgetExceeded, PrivacyLedger
-from flute.hub.node import open_hub
+from flute.hub.ledger import BudgetExceeded
 from flute.synth.federated import SynthHub, open_hub_homes
 from flute.synth.generators import TrainingCancelled, TrainSettings, generator
 from flute.synth.neural import encoding
 from flute.synth.neural.diffusion import DiffusionGenerator
 from flute.synth.schema import TableSchema, study_schema
+from hub_ledgers import charges, set_budgets
 
 from .conftest import VARIABLES
 
@@ -57,33 +57,22 @@ def test_progress_is_reported_and_cancellation_stops_training(hubs: list[SynthHu
     assert len(rounds) == 2  # the start, then one round: nothing after the cancellation
 
 
-def _set_budget(homes: list[Path], study: str, epsilon: float) -> None:
-    for home in homes:
-        with open_hub(home) as hub:
-            PrivacyLedger(hub.store.engine).set_budget(study, home.name, epsilon, 1e-5)
-
-
-def _charges(home: Path, study: str) -> list[tuple[float, str]]:
-    with open_hub(home) as hub:
-        return [(c.epsilon, c.status.value) for c in PrivacyLedger(hub.store.engine).recent_charges(100) if c.study == study]
-
-
 @pytest.mark.slow
 def test_dp_training_charges_every_hub_ledger_first(neural_hub_homes: list[Path]) -> None:
-    _set_budget(neural_hub_homes, "neural-dp", 3.0)
+    set_budgets(neural_hub_homes, "neural-dp", 3.0)
     with open_hub_homes(neural_hub_homes, VARIABLES, "neural-dp") as hubs:
         schema = study_schema(VARIABLES, [hub.name for hub in hubs])
         model = generator("diffusion").train(hubs, schema, TrainSettings("neural-dp", epsilon=1.0, delta=1e-6, hyperparameters=TINY, seed=0))
     assert model.provenance["mode"] == "dp" and model.provenance["unit_of_privacy"].startswith("one patient record")
     assert model.provenance["privacy"]["steps"] == TINY["rounds"] * TINY["local_steps"]
     for home in neural_hub_homes:
-        assert _charges(home, "neural-dp") == [(pytest.approx(1.0), "committed")]
+        assert charges(home, "neural-dp") == [(pytest.approx(1.0), "committed")]
 
 
 @pytest.mark.slow
 def test_an_unpayable_budget_refuses_everywhere_before_computing(neural_hub_homes: list[Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    _set_budget(neural_hub_homes, "neural-small", 2.0)
-    _set_budget(neural_hub_homes[-1:], "neural-small", 0.5)
+    set_budgets(neural_hub_homes, "neural-small", 2.0)
+    set_budgets(neural_hub_homes[-1:], "neural-small", 0.5)
     computed: list[str] = []
     real_sum = encoding.secure_marginal_sum
     monkeypatch.setattr(encoding, "secure_marginal_sum", lambda *args, **kwargs: computed.append("histograms") or real_sum(*args, **kwargs))
@@ -93,12 +82,12 @@ def test_an_unpayable_budget_refuses_everywhere_before_computing(neural_hub_home
             generator("diffusion").train(hubs, schema, TrainSettings("neural-small", epsilon=1.0, hyperparameters=TINY))
     assert computed == []
     for home in neural_hub_homes:
-        assert all(status == "released" for _, status in _charges(home, "neural-small"))
+        assert all(status == "released" for _, status in charges(home, "neural-small"))
 
 
 @pytest.mark.slow
 def test_a_dp_training_cancelled_after_releases_keeps_its_charge(neural_hub_homes: list[Path]) -> None:
-    _set_budget(neural_hub_homes, "neural-cancel", 3.0)
+    set_budgets(neural_hub_homes, "neural-cancel", 3.0)
     rounds: list[float] = []
     with open_hub_homes(neural_hub_homes, VARIABLES, "neural-cancel") as hubs:
         schema = study_schema(VARIABLES, [hub.name for hub in hubs])
@@ -108,4 +97,4 @@ def test_a_dp_training_cancelled_after_releases_keeps_its_charge(neural_hub_home
         with pytest.raises(TrainingCancelled):
             generator("diffusion").train(hubs, schema, settings)
     for home in neural_hub_homes:
-        assert _charges(home, "neural-cancel") == [(pytest.approx(1.0), "committed")]
+        assert charges(home, "neural-cancel") == [(pytest.approx(1.0), "committed")]

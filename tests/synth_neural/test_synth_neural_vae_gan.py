@@ -18,6 +18,7 @@ from flute.synth.conditions import ConditionError, holds, parse_conditions
 from flute.synth.federated import SynthHub, open_hub_homes
 from flute.synth.generators import GeneratorError, TrainSettings, generator, generator_names
 from flute.synth.schema import CENTRE, CSPCA, study_schema
+from hub_ledgers import charges, set_budgets
 from simulated_hubs import simulated_hub_homes
 
 VARIABLES = ("ageAtBiopsy", "psa", "pirads")
@@ -113,17 +114,13 @@ def hub_homes(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
 @pytest.mark.parametrize("name", GENERATORS)
 def test_dp_training_charges_every_hub_ledger_before_training(name: str, hub_homes: list[Path]) -> None:
     study = f"neural-dp-{name}"
-    for home in hub_homes:
-        with open_hub(home) as hub:
-            PrivacyLedger(hub.store.engine).set_budget(study, home.name, 2.0, 1e-5)
+    set_budgets(hub_homes, study, 2.0)
     with open_hub_homes(hub_homes, VARIABLES, study) as hubs:
         schema = study_schema(VARIABLES, [hub.name for hub in hubs])
         fitted = generator(name).train(hubs, schema, TrainSettings(study, epsilon=1.0, delta=1e-6, hyperparameters=SMALL, seed=1))
     assert fitted.provenance["mode"] == "dp" and fitted.provenance["epsilon"] == pytest.approx(1.0)
     for home in hub_homes:
+        assert charges(home, study) == [(pytest.approx(1.0), "committed")]
         with open_hub(home) as hub:
-            ledger = PrivacyLedger(hub.store.engine)
-            charges = [(c.epsilon, c.status.value) for c in ledger.recent_charges(100) if c.study == study]
-            assert charges == [(pytest.approx(1.0), "committed")]
-            assert ledger.budget(study, home.name).epsilon_reserved == 0
+            assert PrivacyLedger(hub.store.engine).budget(study, home.name).epsilon_reserved == 0
     assert len(fitted.sample(100, np.random.default_rng(0)).frame) == 100

@@ -34,12 +34,6 @@ def workspace_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return home
 
 
-def set_budgets(homes: list[Path], study: str, epsilon: float, delta: float = 1e-5) -> None:
-    for home in homes:
-        with open_hub(home) as hub:
-            PrivacyLedger(hub.store.engine).set_budget(study, hub.config.name, epsilon, delta)
-
-
 def budget(home: Path, study: str) -> BudgetStatus:
     with open_hub(home) as hub:
         return PrivacyLedger(hub.store.engine).budget(study, hub.config.name)

@@ -16,7 +16,9 @@ import pytest
 from flute.synth.io import read_table
 from flute.synth.workspace.store import Reference, SynthWorkspace
 
-from .conftest import ALL_VARIABLES, budget, real_split, set_budgets
+from hub_ledgers import set_budgets
+
+from .conftest import ALL_VARIABLES, budget, real_split
 
 STUDY = "synth-acceptance"
 ROWS = 1000

@@ -14,7 +14,9 @@ import pytest
 from flute.synth.workspace.jobs import JobInfo, Jobs, JobState, TrainRequest
 from flute.synth.workspace.store import Reference, SynthWorkspace
 
-from .conftest import budget, set_budgets
+from hub_ledgers import set_budgets
+
+from .conftest import budget
 from .slow_plugin import NAME as SLOW, TRAINING_MARKER
 
 VARIABLES = ("ageAtBiopsy", "psa", "pirads")

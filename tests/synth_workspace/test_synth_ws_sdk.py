@@ -25,7 +25,9 @@ from flute.synth.workspace.store import Reference, SynthWorkspace
 
 from governance_ui.ui_support import live_server  # noqa: F401 - the fixture
 
-from .conftest import budget, real_split, set_budgets
+from hub_ledgers import set_budgets
+
+from .conftest import budget, real_split
 
 STUDY = "synth-sdk"
 VARIABLES = ["ageAtBiopsy", "psa", "pirads"]
