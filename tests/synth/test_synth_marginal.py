@@ -16,23 +16,15 @@ from flute.synth.federated import SynthHub, marginal_counts, secure_marginal_sum
 from flute.synth.marginal import TreeModel
 from flute.synth.schema import study_schema
 from flute.synth.train import MarginalConfig, train_marginal
+from synth_frames import hub_frame
 
 SCHEMA = study_schema(("ageAtBiopsy", "psa", "pirads"), ("a", "b", "c"))
-
-
-def _hub_frame(name: str, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    pirads = rng.integers(1, 6, n)
-    cspca = (rng.random(n) < np.array([0.02, 0.05, 0.15, 0.45, 0.8])[pirads - 1]).astype(int)
-    psa = np.round(np.exp(rng.normal(1.7 + 0.3 * cspca, 0.5)), 1)
-    age = rng.integers(45, 85, n).astype(float)
-    age[rng.random(n) < 0.05] = np.nan
-    return pd.DataFrame({"ageAtBiopsy": age, "psa": psa, "pirads": pirads, "centre": name, "csPCa": cspca})
 
 
 @pytest.fixture(scope="module")
 def hubs() -> list[SynthHub]:
     rng = np.random.default_rng(3)
-    return [SynthHub(name, _hub_frame(name, n, rng)) for name, n in (("a", 400), ("b", 900), ("c", 1700))]
+    return [SynthHub(name, hub_frame(name, n, rng)) for name, n in (("a", 400), ("b", 900), ("c", 1700))]
 
 
 @pytest.fixture(scope="module")

@@ -6,25 +6,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from flute.synth.federated import SynthHub
 from flute.synth.schema import TableSchema, study_schema
 from simulated_hubs import simulated_hub_homes
+from synth_frames import hub_frame
 
 VARIABLES = ("ageAtBiopsy", "psa", "pirads")
 CENTRES = ("a", "b", "c")
-
-
-def hub_frame(name: str, n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Rows with a csPCa signal in PI-RADS and PSA, and some missing ages."""
-    pirads = rng.integers(1, 6, n)
-    cspca = (rng.random(n) < np.array([0.02, 0.05, 0.15, 0.45, 0.8])[pirads - 1]).astype(int)
-    psa = np.round(np.exp(rng.normal(1.7 + 0.3 * cspca, 0.5)), 1)
-    age = rng.integers(45, 85, n).astype(float)
-    age[rng.random(n) < 0.05] = np.nan
-    return pd.DataFrame({"ageAtBiopsy": age, "psa": psa, "pirads": pirads, "centre": name, "csPCa": cspca})
 
 
 @pytest.fixture(scope="session")
