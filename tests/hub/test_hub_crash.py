@@ -29,7 +29,7 @@ def _tx_resources(k: int) -> list[dict[str, Any]]:
     return patient_resources(f"tx-{k}", isup=k % 4 or None)
 
 
-def _inputs(directory: Path) -> list[Path]:
+def write_inputs(directory: Path) -> list[Path]:
     directory.mkdir()
     resources = [r for k in range(NDJSON_PATIENTS) for r in patient_resources(f"nd-{k}", psa=3.0 + k % 7, isup=k % 5 + 1)]
     paths = [write_ndjson(directory / "cohort.ndjson", resources)]
@@ -42,8 +42,15 @@ def _import_command(home: Path, paths: list[Path]) -> list[str]:
     return [str(FLUTE), "hub", "import", *map(str, paths), "--home", str(home), "--chunk-size", "100"]
 
 
-def _kill_midway(home: Path, paths: list[Path], total: int) -> None:
-    process = subprocess.Popen(_import_command(home, paths), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def input_resources() -> int:
+    """How many resources `write_inputs` writes."""
+    return NDJSON_PATIENTS * len(patient_resources("x")) + sum(len(_tx_resources(k)) for k in range(TRANSACTION_PATIENTS))
+
+
+def kill_import_midway(home: Path, command: list[str], total: int) -> None:
+    """Run the import `command` into `home` and SIGKILL it once a third of its `total` resources
+    are read (watched through the running batch's read count)."""
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     database = home / "hub.sqlite3"
     try:
         deadline = time.monotonic() + 120
@@ -63,7 +70,7 @@ def _kill_midway(home: Path, paths: list[Path], total: int) -> None:
     assert process.returncode == -signal.SIGKILL
 
 
-def _check_invariants(database: Path) -> None:
+def check_invariants(database: Path) -> None:
     with sqlite3.connect(database) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert connection.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -92,16 +99,16 @@ def _check_invariants(database: Path) -> None:
 
 @pytest.mark.slow
 def test_import_killed_midway_leaves_a_consistent_store_and_resumes(tmp_path: Path) -> None:
-    paths = _inputs(tmp_path / "input")
-    total = NDJSON_PATIENTS * len(patient_resources("x")) + sum(len(_tx_resources(k)) for k in range(TRANSACTION_PATIENTS))
+    paths = write_inputs(tmp_path / "input")
     home = tmp_path / "hub"
     init_hub(home, "crash")
-    _kill_midway(home, paths, total)
-    _check_invariants(home / "hub.sqlite3")
+    total = input_resources()
+    kill_import_midway(home, _import_command(home, paths), total)
+    check_invariants(home / "hub.sqlite3")
 
     done = subprocess.run(_import_command(home, paths), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    _check_invariants(home / "hub.sqlite3")
+    check_invariants(home / "hub.sqlite3")
 
     reference_home = tmp_path / "reference"
     init_hub(reference_home, "reference")

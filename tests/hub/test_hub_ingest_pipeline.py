@@ -7,10 +7,6 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
-import os
-import signal
-import sqlite3
-import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -165,26 +161,10 @@ _IMPORT_ON_TWO_PROCESSES = (
 
 @pytest.mark.slow
 def test_importer_killed_midway_takes_its_helper_along_and_the_store_stays_consistent(tmp_path: Path) -> None:
-    paths = crash._inputs(tmp_path / "input")
-    total = crash.NDJSON_PATIENTS * len(patient_resources("x")) + sum(len(crash._tx_resources(k)) for k in range(crash.TRANSACTION_PATIENTS))
+    paths = crash.write_inputs(tmp_path / "input")
     home = tmp_path / "hub"
     init_hub(home, "crash")
-    importer = subprocess.Popen([sys.executable, "-c", _IMPORT_ON_TWO_PROCESSES, str(home), *map(str, paths)], stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            with sqlite3.connect(home / "hub.sqlite3", timeout=30) as connection:
-                row = connection.execute("SELECT read_count FROM import_batch WHERE status = 'running'").fetchone()
-            if row and row[0] >= total // 3:
-                break
-            assert importer.poll() is None, importer.stderr.read() if importer.stderr else ""
-            time.sleep(0.02)
-        else:
-            pytest.fail("the import made no progress within 120 s")
-        assert importer.poll() is None, "the import finished before the kill; make the input larger"
-        os.kill(importer.pid, signal.SIGKILL)
-    finally:
-        importer.wait(timeout=30)
+    crash.kill_import_midway(home, [sys.executable, "-c", _IMPORT_ON_TWO_PROCESSES, str(home), *map(str, paths)], crash.input_resources())
     # The helper inherited the import lock; it is free again only once the helper is gone too.
     with open(home / LOCK_FILE, "a+") as lock:
         deadline = time.monotonic() + 10
@@ -196,8 +176,8 @@ def test_importer_killed_midway_takes_its_helper_along_and_the_store_stays_consi
                 assert time.monotonic() < deadline, "the helper outlived its importer"
                 time.sleep(0.05)
         fcntl.flock(lock, fcntl.LOCK_UN)
-    crash._check_invariants(home / "hub.sqlite3")
+    crash.check_invariants(home / "hub.sqlite3")
     with open_hub(home) as hub:
         resumed = hub.import_paths(paths, chunk_entries=100, two_processes=True)
     assert resumed.status == BatchStatus.COMPLETED and resumed.quarantined == 0
-    crash._check_invariants(home / "hub.sqlite3")
+    crash.check_invariants(home / "hub.sqlite3")
